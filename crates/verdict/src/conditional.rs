@@ -1,0 +1,592 @@
+//! Conditional requests (RFC 9110 section 13): `ETag`, `Last-Modified`,
+//! `If-Match`, `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since`.
+//!
+//! Two pieces:
+//! - [`Preconditions`], an extractor a handler evaluates against the current
+//!   [`Validators`] of its resource: a write whose `If-Match` fails gets a 412
+//!   with the current `ETag`; a GET whose `If-None-Match` matches gets a 304.
+//! - [`ETagLayer`], for GET and HEAD responses: gives a strong `ETag` (a hash of
+//!   the body) to any 200 that lacks one, and answers 304 when the client's
+//!   copy is current, keeping `ETag`, `Cache-Control`, `Vary` and the other
+//!   headers RFC 9110 section 15.4.5 says a 304 carries.
+//!
+//! Under a preset that does not allow 304 (seed-003), conditional GETs get the
+//! full 200; a failed `If-Match` is still refused (mapped to the preset's code).
+//!
+//! ```
+//! use axum::{routing::put, Router};
+//! use verdict::conditional::{EntityTag, Preconditions, Validators};
+//! use verdict::ApiError;
+//!
+//! async fn replace(pre: Preconditions) -> Result<&'static str, ApiError> {
+//!     let current = Validators::new(Some(EntityTag::strong("v7")), None);
+//!     pre.check(Some(&current))?; // 412 with `ETag: "v7"` if If-Match names another version
+//!     Ok("replaced")
+//! }
+//!
+//! let app: Router = Router::new().route("/doc", put(replace));
+//! ```
+
+use std::fmt;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request};
+use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use http::header::{self, HeaderName};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::BodyExt;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::preset::Preset;
+use crate::ApiError;
+
+/// An entity tag (RFC 9110 section 8.8.3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EntityTag {
+    weak: bool,
+    opaque: String,
+}
+
+impl EntityTag {
+    /// A strong tag; `opaque` may not contain `"` (such characters are dropped).
+    pub fn strong(opaque: impl Into<String>) -> Self {
+        EntityTag {
+            weak: false,
+            opaque: clean(opaque.into()),
+        }
+    }
+
+    /// A weak tag (`W/"..."`).
+    pub fn weak(opaque: impl Into<String>) -> Self {
+        EntityTag {
+            weak: true,
+            opaque: clean(opaque.into()),
+        }
+    }
+
+    /// A strong tag from a hash of `bytes` (xxh3-128: fast, and collisions need
+    /// 2^64 versions of one resource).
+    pub fn from_content(bytes: &[u8]) -> Self {
+        EntityTag::strong(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)))
+    }
+
+    /// Whether the tag is weak.
+    pub fn is_weak(&self) -> bool {
+        self.weak
+    }
+
+    /// The opaque part, without quotes.
+    pub fn opaque(&self) -> &str {
+        &self.opaque
+    }
+
+    /// Strong comparison: both strong and the same (for `If-Match`).
+    pub fn strong_eq(&self, other: &EntityTag) -> bool {
+        !self.weak && !other.weak && self.opaque == other.opaque
+    }
+
+    /// Weak comparison: the same opaque part (for `If-None-Match`).
+    pub fn weak_eq(&self, other: &EntityTag) -> bool {
+        self.opaque == other.opaque
+    }
+
+    /// Parses one tag (`"abc"` or `W/"abc"`).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let (weak, rest) = match s.strip_prefix("W/") {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let opaque = rest.strip_prefix('"')?.strip_suffix('"')?;
+        // etagc = %x21 / %x23-7E / obs-text
+        if opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            Some(EntityTag {
+                weak,
+                opaque: opaque.to_string(),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// The header value.
+    pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::from_str(&self.to_string()).expect("opaque tags are valid header text")
+    }
+}
+
+fn clean(s: String) -> String {
+    s.chars()
+        .filter(|c| *c == '!' || ('#'..='~').contains(c))
+        .collect()
+}
+
+impl fmt::Display for EntityTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.weak {
+            f.write_str("W/")?;
+        }
+        write!(f, "\"{}\"", self.opaque)
+    }
+}
+
+/// `*` or a list of entity tags, as in `If-Match` and `If-None-Match`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TagCondition {
+    /// `*`: any current representation.
+    Any,
+    /// The listed tags.
+    Tags(Vec<EntityTag>),
+}
+
+impl TagCondition {
+    fn from_headers(headers: &HeaderMap, name: HeaderName) -> Result<Option<Self>, ApiError> {
+        let mut tags = Vec::new();
+        let mut any = false;
+        let mut present = false;
+        for value in headers.get_all(&name) {
+            present = true;
+            let text = value
+                .to_str()
+                .map_err(|_| ApiError::invalid_header(name.as_str(), "it is not ASCII text"))?;
+            for item in split_tags(text) {
+                if item == "*" {
+                    any = true;
+                } else {
+                    tags.push(EntityTag::parse(item).ok_or_else(|| {
+                        ApiError::invalid_header(
+                            name.as_str(),
+                            "expected `*` or a list of entity tags such as `\"v1\"` or `W/\"v1\"`",
+                        )
+                    })?);
+                }
+            }
+        }
+        Ok(match (present, any) {
+            (false, _) => None,
+            (true, true) => Some(TagCondition::Any),
+            (true, false) => Some(TagCondition::Tags(tags)),
+        })
+    }
+
+    fn matches(&self, current: Option<&EntityTag>, strong: bool) -> bool {
+        match (self, current) {
+            (TagCondition::Any, current) => current.is_some(),
+            (TagCondition::Tags(_), None) => false,
+            (TagCondition::Tags(tags), Some(cur)) => tags.iter().any(|t| {
+                if strong {
+                    t.strong_eq(cur)
+                } else {
+                    t.weak_eq(cur)
+                }
+            }),
+        }
+    }
+}
+
+/// Splits a tag list on commas outside quotes.
+fn split_tags(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(s[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(s[start..].trim());
+    out.retain(|t| !t.is_empty());
+    out
+}
+
+/// The validators of a resource's current representation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// The current entity tag.
+    pub etag: Option<EntityTag>,
+    /// When it last changed (second precision on the wire).
+    pub last_modified: Option<SystemTime>,
+}
+
+impl Validators {
+    /// Validators of a current representation.
+    pub fn new(etag: Option<EntityTag>, last_modified: Option<SystemTime>) -> Self {
+        Validators {
+            etag,
+            last_modified,
+        }
+    }
+
+    /// Adds `ETag` and `Last-Modified` to `headers`.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        if let Some(tag) = &self.etag {
+            headers.insert(header::ETAG, tag.header_value());
+        }
+        if let Some(t) = self.last_modified {
+            headers.insert(header::LAST_MODIFIED, http_date(t));
+        }
+    }
+
+    fn from_headers(headers: &HeaderMap) -> Self {
+        Validators {
+            etag: headers
+                .get(header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .and_then(EntityTag::parse),
+            last_modified: headers
+                .get(header::LAST_MODIFIED)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| httpdate::parse_http_date(s).ok()),
+        }
+    }
+}
+
+fn http_date(t: SystemTime) -> HeaderValue {
+    HeaderValue::from_str(&httpdate::fmt_http_date(t)).expect("HTTP dates are ASCII")
+}
+
+/// Truncates to whole seconds, as HTTP dates are.
+fn seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The request's preconditions; extract it in a handler and [`check`](Self::check) it.
+///
+/// A malformed `If-Match` or `If-None-Match` is a 400. A malformed date in
+/// `If-Modified-Since` or `If-Unmodified-Since` is ignored, as RFC 9110
+/// sections 13.1.3 and 13.1.4 require.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preconditions {
+    method: Method,
+    if_match: Option<TagCondition>,
+    if_none_match: Option<TagCondition>,
+    if_modified_since: Option<SystemTime>,
+    if_unmodified_since: Option<SystemTime>,
+    not_modified_allowed: bool,
+}
+
+/// What a failed precondition answers: 304 (reads) or 412 (writes).
+#[derive(Debug)]
+pub enum PreconditionOutcome {
+    /// 304: the client's copy is current.
+    NotModified(Response),
+    /// 412: the condition does not hold.
+    Failed(ApiError),
+}
+
+impl IntoResponse for PreconditionOutcome {
+    fn into_response(self) -> Response {
+        match self {
+            PreconditionOutcome::NotModified(r) => r,
+            PreconditionOutcome::Failed(e) => e.into_response(),
+        }
+    }
+}
+
+impl Preconditions {
+    /// Reads the conditional headers of a request.
+    pub fn from_parts(parts: &Parts) -> Result<Self, ApiError> {
+        let date = |name: HeaderName| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| httpdate::parse_http_date(s).ok())
+        };
+        let preset = parts.extensions.get::<Preset>();
+        Ok(Preconditions {
+            method: parts.method.clone(),
+            if_match: TagCondition::from_headers(&parts.headers, header::IF_MATCH)?,
+            if_none_match: TagCondition::from_headers(&parts.headers, header::IF_NONE_MATCH)?,
+            if_modified_since: date(header::IF_MODIFIED_SINCE),
+            if_unmodified_since: date(header::IF_UNMODIFIED_SINCE),
+            not_modified_allowed: preset.is_none_or(|p| p.allows(StatusCode::NOT_MODIFIED)),
+        })
+    }
+
+    /// Whether the request carries any precondition.
+    pub fn is_conditional(&self) -> bool {
+        self.if_match.is_some()
+            || self.if_none_match.is_some()
+            || self.if_modified_since.is_some()
+            || self.if_unmodified_since.is_some()
+    }
+
+    /// Whether the request carries `If-Match` or `If-Unmodified-Since` (for a
+    /// service that makes writes conditional: 428 when this is false).
+    pub fn has_write_condition(&self) -> bool {
+        self.if_match.is_some() || self.if_unmodified_since.is_some()
+    }
+
+    /// Evaluates the preconditions in RFC 9110 section 13.2.2's order against
+    /// `current` (`None`: the resource has no current representation).
+    pub fn check(&self, current: Option<&Validators>) -> Result<(), PreconditionOutcome> {
+        let etag = current.and_then(|c| c.etag.as_ref());
+        let last_modified = current.and_then(|c| c.last_modified);
+        let failed = || PreconditionOutcome::Failed(ApiError::precondition_failed(etag));
+
+        // 1. If-Match (strong comparison), else 2. If-Unmodified-Since.
+        if let Some(cond) = &self.if_match {
+            if !cond.matches(etag, true) {
+                return Err(failed());
+            }
+        } else if let (Some(since), Some(lm)) = (self.if_unmodified_since, last_modified) {
+            if seconds(lm) > seconds(since) {
+                return Err(failed());
+            }
+        }
+        let is_read = self.method == Method::GET || self.method == Method::HEAD;
+        // 3. If-None-Match (weak comparison), else 4. If-Modified-Since (reads only).
+        // Under a preset without 304 (seed-003) a read whose copy is current
+        // simply gets the full 200.
+        let not_modified = || match self.not_modified_allowed {
+            true => Err(self.not_modified(current)),
+            false => Ok(()),
+        };
+        if let Some(cond) = &self.if_none_match {
+            if cond.matches(etag, false) {
+                return if is_read {
+                    not_modified()
+                } else {
+                    Err(failed())
+                };
+            }
+        } else if let (true, Some(since), Some(lm)) =
+            (is_read, self.if_modified_since, last_modified)
+        {
+            if seconds(lm) <= seconds(since) {
+                return not_modified();
+            }
+        }
+        Ok(())
+    }
+
+    fn not_modified(&self, current: Option<&Validators>) -> PreconditionOutcome {
+        let mut res = Response::new(Body::empty());
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        if let Some(v) = current {
+            v.apply(res.headers_mut());
+        }
+        PreconditionOutcome::NotModified(res)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Preconditions::from_parts(parts)
+    }
+}
+
+/// Headers a 304 keeps from the 200 it stands for (RFC 9110 section 15.4.5).
+const KEPT_ON_304: [HeaderName; 6] = [
+    header::ETAG,
+    header::LAST_MODIFIED,
+    header::CACHE_CONTROL,
+    header::VARY,
+    header::CONTENT_LOCATION,
+    header::EXPIRES,
+];
+
+/// Largest body [`ETagLayer`] buffers to hash; larger ones pass untagged.
+const MAX_HASHED_BODY: usize = 8 * 1024 * 1024;
+
+/// Layer that tags GET/HEAD 200 responses with a strong `ETag` and answers
+/// `If-None-Match` / `If-Modified-Since` with 304.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ETagLayer;
+
+impl<S> Layer<S> for ETagLayer {
+    type Service = ETagService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ETagService { inner }
+    }
+}
+
+/// The service of [`ETagLayer`].
+#[derive(Clone, Debug)]
+pub struct ETagService<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for ETagService<S>
+where
+    S: Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let is_head = req.method() == Method::HEAD;
+        if req.method() != Method::GET && !is_head {
+            return Box::pin(inner.call(req));
+        }
+        if is_head {
+            // Run as GET so the tag is the hash of the body a GET would get;
+            // axum drops the body of the HEAD response after us.
+            *req.method_mut() = Method::GET;
+        }
+        let (parts, body) = req.into_parts();
+        let pre = Preconditions::from_parts(&parts);
+        let req = Request::from_parts(parts, body);
+        Box::pin(async move {
+            let pre = match pre {
+                Ok(p) => p,
+                Err(e) => return Ok(e.into_response()),
+            };
+            let Ok(res) = inner.call(req).await;
+            if res.status() != StatusCode::OK {
+                return Ok(res);
+            }
+            let (mut parts, body) = res.into_parts();
+            let mut body = Body::new(body);
+            if !parts.headers.contains_key(header::ETAG) {
+                let small = http_body::Body::size_hint(&body)
+                    .upper()
+                    .is_some_and(|n| n as usize <= MAX_HASHED_BODY);
+                if small {
+                    let bytes = match body.collect().await {
+                        Ok(c) => c.to_bytes(),
+                        Err(e) => return Ok(ApiError::internal(e).into_response()),
+                    };
+                    parts
+                        .headers
+                        .insert(header::ETAG, EntityTag::from_content(&bytes).header_value());
+                    body = Body::from(bytes);
+                }
+            }
+            let current = Validators::from_headers(&parts.headers);
+            match pre.check(Some(&current)) {
+                Err(PreconditionOutcome::NotModified(_)) => {
+                    let mut res = Response::new(Body::empty());
+                    *res.status_mut() = StatusCode::NOT_MODIFIED;
+                    for name in KEPT_ON_304 {
+                        for v in parts.headers.get_all(&name) {
+                            res.headers_mut().append(name.clone(), v.clone());
+                        }
+                    }
+                    Ok(res)
+                }
+                Err(PreconditionOutcome::Failed(e)) => Ok(e.into_response()),
+                Ok(()) => Ok(Response::from_parts(parts, body)),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pre(method: Method, headers: &[(&'static str, &'static str)]) -> Preconditions {
+        let mut req = http::Request::builder().method(method);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let (parts, ()) = req.body(()).unwrap().into_parts();
+        Preconditions::from_parts(&parts).unwrap()
+    }
+
+    fn v(tag: &str) -> Validators {
+        Validators::new(Some(EntityTag::strong(tag)), None)
+    }
+
+    #[test]
+    fn parses_and_compares_tags_as_rfc9110_says() {
+        let w = EntityTag::parse("W/\"1\"").unwrap();
+        let s = EntityTag::parse("\"1\"").unwrap();
+        assert!(w.is_weak() && !s.is_weak());
+        assert!(w.weak_eq(&s) && !w.strong_eq(&s) && s.strong_eq(&s));
+        assert!(EntityTag::parse("1").is_none());
+        assert!(EntityTag::parse("\"a\"b\"").is_none());
+        assert_eq!(split_tags("\"a,b\", W/\"c\" ,"), vec!["\"a,b\"", "W/\"c\""]);
+    }
+
+    #[test]
+    fn if_match_uses_strong_comparison_and_star_needs_a_resource() {
+        assert!(pre(Method::PUT, &[("if-match", "\"1\"")])
+            .check(Some(&v("1")))
+            .is_ok());
+        assert!(pre(Method::PUT, &[("if-match", "W/\"1\"")])
+            .check(Some(&v("1")))
+            .is_err());
+        assert!(pre(Method::PUT, &[("if-match", "\"0\", \"1\"")])
+            .check(Some(&v("1")))
+            .is_ok());
+        assert!(pre(Method::PUT, &[("if-match", "*")])
+            .check(Some(&v("1")))
+            .is_ok());
+        assert!(pre(Method::PUT, &[("if-match", "*")]).check(None).is_err());
+    }
+
+    #[test]
+    fn if_none_match_is_weak_and_gives_304_on_reads_412_on_writes() {
+        let get = pre(Method::GET, &[("if-none-match", "W/\"1\"")]);
+        assert!(matches!(
+            get.check(Some(&v("1"))),
+            Err(PreconditionOutcome::NotModified(_))
+        ));
+        let put = pre(Method::PUT, &[("if-none-match", "*")]);
+        assert!(matches!(
+            put.check(Some(&v("1"))),
+            Err(PreconditionOutcome::Failed(_))
+        ));
+        assert!(put.check(None).is_ok());
+    }
+
+    #[test]
+    fn dates_are_compared_at_second_precision_and_bad_dates_ignored() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_000_500);
+        let cur = Validators::new(None, Some(t));
+        let since = "Mon, 12 Jan 1970 13:46:40 GMT"; // 1_000_000 s
+        let get = pre(Method::GET, &[("if-modified-since", since)]);
+        assert!(matches!(
+            get.check(Some(&cur)),
+            Err(PreconditionOutcome::NotModified(_))
+        ));
+        let put = pre(Method::PUT, &[("if-unmodified-since", since)]);
+        assert!(put.check(Some(&cur)).is_ok());
+        let bad = pre(Method::GET, &[("if-modified-since", "yesterday")]);
+        assert!(!bad.is_conditional());
+    }
+
+    #[test]
+    fn failed_if_match_carries_the_current_etag() {
+        let Err(PreconditionOutcome::Failed(e)) =
+            pre(Method::PATCH, &[("if-match", "\"old\"")]).check(Some(&v("new")))
+        else {
+            panic!("expected 412")
+        };
+        assert_eq!(e.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(e.headers()["etag"], "\"new\"");
+    }
+}

@@ -1,0 +1,130 @@
+//! [`Guard`]: a check that runs before a request reaches its handler and may
+//! refuse it with an [`ApiError`], the shape most of the contract's layers share.
+//!
+//! Each concern (406, 415, 413, 401, 429, 403, 503...) is its own guard in its
+//! own module; this module only turns a guard into a tower [`Layer`].
+//!
+//! ```
+//! use axum::{extract::Request, routing::get, Router};
+//! use verdict::{guard::{Guard, GuardLayer}, ApiError};
+//!
+//! #[derive(Clone)]
+//! struct NoTeapots;
+//!
+//! impl Guard for NoTeapots {
+//!     type State = ();
+//!     async fn check(&self, req: &mut Request) -> Result<(), ApiError> {
+//!         if req.headers().contains_key("x-teapot") {
+//!             return Err(ApiError::bad_request("No teapots here."));
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "ok" }))
+//!     .route_layer(GuardLayer::from_guard(NoTeapots));
+//! ```
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::ApiError;
+
+/// A check on a request before its handler runs.
+pub trait Guard: Clone + Send + Sync + 'static {
+    /// What the check hands to [`Guard::finish`] (rate-limit counters, a permit...).
+    type State: Send + 'static;
+
+    /// Lets the request through (possibly adding extensions) or refuses it.
+    fn check(
+        &self,
+        req: &mut Request,
+    ) -> impl Future<Output = Result<Self::State, ApiError>> + Send;
+
+    /// Runs on the response of a request the check let through.
+    fn finish(&self, state: Self::State, res: &mut Response) {
+        let _ = (state, res);
+    }
+}
+
+/// The [`Layer`] of a [`Guard`].
+#[derive(Clone, Debug)]
+pub struct GuardLayer<G> {
+    guard: G,
+}
+
+impl<G> GuardLayer<G> {
+    /// Wraps a guard.
+    pub fn from_guard(guard: G) -> Self {
+        GuardLayer { guard }
+    }
+
+    pub(crate) fn guard_mut(&mut self) -> &mut G {
+        &mut self.guard
+    }
+
+    /// The guard.
+    pub fn guard(&self) -> &G {
+        &self.guard
+    }
+}
+
+impl<G: Clone, S> Layer<S> for GuardLayer<G> {
+    type Service = Guarded<G, S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Guarded {
+            guard: self.guard.clone(),
+            inner,
+        }
+    }
+}
+
+/// The [`Service`] of a [`GuardLayer`].
+#[derive(Clone, Debug)]
+pub struct Guarded<G, S> {
+    guard: G,
+    inner: S,
+}
+
+impl<G, S> Service<Request> for Guarded<G, S>
+where
+    G: Guard,
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let guard = self.guard.clone();
+        // The clone is not ready; the instance we polled is. Keep the ready one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            match guard.check(&mut req).await {
+                Ok(state) => {
+                    let Ok(res) = inner.call(req).await;
+                    let mut res = res.into_response();
+                    guard.finish(state, &mut res);
+                    Ok(res)
+                }
+                Err(e) => Ok(e.into_response()),
+            }
+        })
+    }
+}

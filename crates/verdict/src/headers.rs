@@ -1,0 +1,331 @@
+//! Typed values of the headers a status requires: `Retry-After`, `Allow`,
+//! `WWW-Authenticate`, `Accept-Post`/`Accept-Patch`, `Upgrade`, `Location`.
+//!
+//! Each type can only hold a value that is valid on the wire, so an
+//! [`ApiError`](crate::ApiError) constructor that takes one cannot produce a
+//! response missing, or mangling, the header its status needs.
+//!
+//! ```
+//! use std::time::Duration;
+//! use verdict::headers::RetryAfter;
+//!
+//! // Rounded up, never 0: a client told "0" would retry at once.
+//! assert_eq!(RetryAfter::from_duration(Duration::from_millis(1)).seconds(), 1);
+//! assert_eq!(RetryAfter::from_duration(Duration::from_millis(2001)).seconds(), 3);
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+
+/// `Retry-After` in whole seconds, rounded up and at least 1.
+///
+/// `Retry-After: 0` (what several rate-limit crates send when the wait is
+/// under a second) tells clients to hammer the server; RFC 9110 section 10.2.3
+/// only allows whole seconds, so any positive wait rounds up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RetryAfter(u64);
+
+impl RetryAfter {
+    /// The header's name.
+    pub const NAME: HeaderName = http::header::RETRY_AFTER;
+
+    /// A wait of `duration`, rounded up to whole seconds, at least 1.
+    pub fn from_duration(duration: Duration) -> Self {
+        let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+        RetryAfter(secs.max(1))
+    }
+
+    /// A wait of `seconds`, at least 1.
+    pub fn from_secs(seconds: u64) -> Self {
+        RetryAfter(seconds.max(1))
+    }
+
+    /// The wait in seconds.
+    pub fn seconds(self) -> u64 {
+        self.0
+    }
+
+    /// The header value.
+    pub fn header_value(self) -> HeaderValue {
+        HeaderValue::from(self.0)
+    }
+}
+
+/// `Allow`: the methods a resource supports (RFC 9110 section 10.2.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allow(Vec<Method>);
+
+impl Allow {
+    /// The header's name.
+    pub const NAME: HeaderName = http::header::ALLOW;
+
+    /// The methods, in the order given, without duplicates.
+    pub fn new(methods: impl IntoIterator<Item = Method>) -> Self {
+        let mut out: Vec<Method> = Vec::new();
+        for m in methods {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        Allow(out)
+    }
+
+    /// Parses an `Allow` header value (`GET,HEAD` or `GET, HEAD`).
+    pub fn parse(value: &HeaderValue) -> Option<Self> {
+        let s = value.to_str().ok()?;
+        let methods = s
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(|m| Method::from_bytes(m.as_bytes()).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some(Allow::new(methods))
+    }
+
+    /// The methods.
+    pub fn methods(&self) -> &[Method] {
+        &self.0
+    }
+
+    /// Adds `method` if it is not listed yet.
+    pub fn with(mut self, method: Method) -> Self {
+        if !self.0.contains(&method) {
+            self.0.push(method);
+        }
+        self
+    }
+
+    /// The header value.
+    pub fn header_value(&self) -> HeaderValue {
+        let joined = self
+            .0
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        HeaderValue::from_str(&joined).expect("method names are valid header text")
+    }
+}
+
+/// A `WWW-Authenticate: Bearer` challenge (RFC 6750 section 3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    realm: String,
+    error: Option<BearerError>,
+    description: Option<String>,
+    scope: Option<String>,
+}
+
+/// The `error` attribute of a bearer challenge (RFC 6750 section 3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BearerError {
+    /// The request is malformed (sent with 400).
+    InvalidRequest,
+    /// The token is unknown, revoked, expired or malformed (sent with 401).
+    InvalidToken,
+    /// The token lacks the scope the request needs (sent with 403).
+    InsufficientScope,
+}
+
+impl BearerError {
+    fn as_str(self) -> &'static str {
+        match self {
+            BearerError::InvalidRequest => "invalid_request",
+            BearerError::InvalidToken => "invalid_token",
+            BearerError::InsufficientScope => "insufficient_scope",
+        }
+    }
+}
+
+impl Challenge {
+    /// The header's name.
+    pub const NAME: HeaderName = http::header::WWW_AUTHENTICATE;
+
+    /// A challenge for a request that sent no credentials: no `error` attribute.
+    pub fn bearer(realm: impl Into<String>) -> Self {
+        Challenge {
+            realm: realm.into(),
+            error: None,
+            description: None,
+            scope: None,
+        }
+    }
+
+    /// Adds the `error` attribute.
+    pub fn error(mut self, error: BearerError) -> Self {
+        self.error = Some(error);
+        self
+    }
+
+    /// Adds `error_description` (quotes and backslashes are dropped: RFC 6750
+    /// restricts it to printable ASCII without them).
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        let d: String = description
+            .into()
+            .chars()
+            .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+            .collect();
+        self.description = Some(d);
+        self
+    }
+
+    /// Adds the `scope` attribute (the scope the request needed).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The header value.
+    pub fn header_value(&self) -> HeaderValue {
+        let clean = |s: &str| -> String {
+            s.chars()
+                .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+                .collect()
+        };
+        let mut v = format!("Bearer realm=\"{}\"", clean(&self.realm));
+        if let Some(e) = self.error {
+            v.push_str(&format!(", error=\"{}\"", e.as_str()));
+        }
+        if let Some(d) = &self.description {
+            v.push_str(&format!(", error_description=\"{d}\""));
+        }
+        if let Some(s) = &self.scope {
+            v.push_str(&format!(", scope=\"{}\"", clean(s)));
+        }
+        HeaderValue::from_str(&v).expect("challenge is printable ASCII")
+    }
+}
+
+/// The media types an endpoint takes, for `Accept-Post` (RFC 9110 does not
+/// define it; it is from the W3C LDP spec and widely used) or `Accept-Patch`
+/// (RFC 5789 section 3.1), chosen by the request method.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedMediaTypes {
+    method: Method,
+    types: Vec<String>,
+}
+
+impl AcceptedMediaTypes {
+    /// The types `method` takes; `PATCH` gets `Accept-Patch`, anything else `Accept-Post`.
+    pub fn new(method: Method, types: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        AcceptedMediaTypes {
+            method,
+            types: types.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The media types.
+    pub fn types(&self) -> &[String] {
+        &self.types
+    }
+
+    /// The header's name for this method.
+    pub fn header_name(&self) -> HeaderName {
+        if self.method == Method::PATCH {
+            HeaderName::from_static("accept-patch")
+        } else {
+            HeaderName::from_static("accept-post")
+        }
+    }
+
+    /// The header value.
+    pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::from_str(&self.types.join(", "))
+            .unwrap_or_else(|_| HeaderValue::from_static("application/json"))
+    }
+}
+
+/// A `Location` (or other URI-reference header) value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location(HeaderValue);
+
+impl Location {
+    /// The header's name.
+    pub const NAME: HeaderName = http::header::LOCATION;
+
+    /// A URI reference; `None` if it has characters a header cannot hold.
+    pub fn new(uri: impl AsRef<str>) -> Option<Self> {
+        HeaderValue::from_str(uri.as_ref()).ok().map(Location)
+    }
+
+    /// The header value.
+    pub fn header_value(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.to_str().unwrap_or_default())
+    }
+}
+
+/// An `Upgrade` protocol token (RFC 9110 section 7.8), such as `api/v1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upgrade(HeaderValue);
+
+impl Upgrade {
+    /// The header's name.
+    pub const NAME: HeaderName = http::header::UPGRADE;
+
+    /// A protocol list; `None` if it is not valid header text.
+    pub fn new(protocols: impl AsRef<str>) -> Option<Self> {
+        HeaderValue::from_str(protocols.as_ref()).ok().map(Upgrade)
+    }
+
+    /// The header value.
+    pub fn header_value(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        assert_eq!(RetryAfter::from_duration(Duration::ZERO).seconds(), 1);
+        assert_eq!(
+            RetryAfter::from_duration(Duration::from_nanos(1)).seconds(),
+            1
+        );
+        assert_eq!(
+            RetryAfter::from_duration(Duration::from_secs(2)).seconds(),
+            2
+        );
+        assert_eq!(
+            RetryAfter::from_duration(Duration::from_millis(2500)).seconds(),
+            3
+        );
+        assert_eq!(RetryAfter::from_secs(0).seconds(), 1);
+    }
+
+    #[test]
+    fn allow_parses_and_dedups() {
+        let a = Allow::parse(&HeaderValue::from_static("GET,HEAD, GET")).unwrap();
+        assert_eq!(a.methods(), &[Method::GET, Method::HEAD]);
+        assert_eq!(a.with(Method::OPTIONS).header_value(), "GET, HEAD, OPTIONS");
+    }
+
+    #[test]
+    fn challenge_renders_rfc6750_attributes() {
+        let c = Challenge::bearer("verdict")
+            .error(BearerError::InvalidToken)
+            .description("The token \"x\" is revoked");
+        assert_eq!(
+            c.header_value(),
+            "Bearer realm=\"verdict\", error=\"invalid_token\", error_description=\"The token x is revoked\""
+        );
+    }
+
+    #[test]
+    fn accepted_types_pick_header_by_method() {
+        let a = AcceptedMediaTypes::new(Method::PATCH, ["application/merge-patch+json"]);
+        assert_eq!(a.header_name(), "accept-patch");
+        let a = AcceptedMediaTypes::new(Method::POST, ["application/json"]);
+        assert_eq!(a.header_name(), "accept-post");
+    }
+}

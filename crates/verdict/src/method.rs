@@ -1,0 +1,130 @@
+//! Methods: 501 for a method the server does not recognize at all, 405 with an
+//! exact `Allow` for one a path does not support, and `OPTIONS` answered with
+//! 204 and `Allow` on every route.
+//!
+//! Recognized methods are RFC 9110's eight, `PATCH` and `QUERY`. axum already
+//! knows which methods each route supports (also in nested routers) and puts
+//! them in the `Allow` of its 405; this layer turns that 405 into a full error
+//! body, adds `OPTIONS` (which it answers itself), and answers `OPTIONS` requests.
+//! Under a preset without 501 (seed-004), unknown methods go to the router and
+//! get its 405 with `Allow`.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use verdict::method::MethodLayer;
+//!
+//! let app: Router = Router::new()
+//!     .route("/items", get(|| async { "[]" }))
+//!     .layer(MethodLayer::new());
+//! // BREW /items -> 501; DELETE /items -> 405, Allow: GET, HEAD, OPTIONS; OPTIONS /items -> 204
+//! ```
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use http::{Method, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::headers::Allow;
+use crate::preset::Preset;
+use crate::ApiError;
+
+/// Whether the server recognizes `method` (RFC 9110's eight, PATCH, QUERY).
+pub fn is_recognized(method: &Method) -> bool {
+    matches!(
+        method.as_str(),
+        "GET"
+            | "HEAD"
+            | "POST"
+            | "PUT"
+            | "DELETE"
+            | "CONNECT"
+            | "OPTIONS"
+            | "TRACE"
+            | "PATCH"
+            | "QUERY"
+    )
+}
+
+/// Layer for 501, 405 and OPTIONS; apply it with `Router::layer`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MethodLayer;
+
+impl MethodLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        MethodLayer
+    }
+}
+
+impl<S> Layer<S> for MethodLayer {
+    type Service = MethodService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MethodService { inner }
+    }
+}
+
+/// The service of [`MethodLayer`].
+#[derive(Clone, Debug)]
+pub struct MethodService<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for MethodService<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let method = req.method().clone();
+        if !is_recognized(&method) {
+            let allows_501 = req
+                .extensions()
+                .get::<Preset>()
+                .is_none_or(|p| p.allows(StatusCode::NOT_IMPLEMENTED));
+            if allows_501 {
+                let res = ApiError::not_implemented(&method).into_response();
+                return Box::pin(async move { Ok(res) });
+            }
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let Ok(res) = inner.call(req).await;
+            let res = res.into_response();
+            if res.status() != StatusCode::METHOD_NOT_ALLOWED
+                || res.extensions().get::<crate::error::Rendered>().is_some()
+            {
+                return Ok(res);
+            }
+            let allow = res
+                .headers()
+                .get(Allow::NAME)
+                .and_then(Allow::parse)
+                .unwrap_or_else(|| Allow::new([]))
+                .with(Method::OPTIONS);
+            if method == Method::OPTIONS {
+                let mut ok = Response::new(Body::empty());
+                *ok.status_mut() = StatusCode::NO_CONTENT;
+                ok.headers_mut().insert(Allow::NAME, allow.header_value());
+                return Ok(ok);
+            }
+            Ok(ApiError::method_not_allowed(&method, allow).into_response())
+        })
+    }
+}

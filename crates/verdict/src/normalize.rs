@@ -1,0 +1,260 @@
+//! The normalizing layer: every response leaves the stack in the contract's shape.
+//!
+//! - An error the library built (marked with [`Rendered`]) is re-rendered in the
+//!   format the request negotiated, with the request id and `instance`.
+//! - An error built elsewhere (axum's plain-text rejections, tower-http's empty
+//!   413 or 504, a handler's bare `StatusCode`) becomes a full error body too,
+//!   keeping the headers it had (`Allow`, `Retry-After`...).
+//! - The preset is applied to every response, error or not: the status of
+//!   preset-dependent situations, then the mapping to allowed codes; a header
+//!   the final status needs is added (`Retry-After: 1`, a bearer challenge) or,
+//!   if it cannot be known, the class's generic code is sent instead.
+//! - Every error gets `Cache-Control: no-store`; a HEAD gets no body.
+//!
+//! It also puts the [`Preset`] in the request's extensions for inner layers,
+//! and runs the request inside a `tracing` span that carries the request id.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use http::StatusCode;
+//! use verdict::{normalize::NormalizeLayer, Preset};
+//!
+//! // A bare 409 from a handler leaves as a problem+json body.
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { StatusCode::CONFLICT }))
+//!     .layer(NormalizeLayer::new(Preset::standard()));
+//! ```
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderValue, Method, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::Instrument;
+
+use crate::error::{ApiError, Rendered};
+use crate::format::{self, ErrorFormat, RenderContext};
+use crate::headers::{Challenge, RetryAfter};
+use crate::preset::Preset;
+use crate::status::{self, RequiredHeader};
+
+/// The request id header every response carries.
+pub const REQUEST_ID: &str = "x-request-id";
+
+#[derive(Clone, Debug)]
+struct Config {
+    preset: Preset,
+    problem_base: String,
+    realm: String,
+}
+
+/// Layer that normalizes every response; apply it with `Router::layer`.
+#[derive(Clone, Debug)]
+pub struct NormalizeLayer {
+    config: Arc<Config>,
+}
+
+impl NormalizeLayer {
+    /// Normalizes to `preset`, with problem types under `/problems` and the realm `api`.
+    pub fn new(preset: Preset) -> Self {
+        NormalizeLayer {
+            config: Arc::new(Config {
+                preset,
+                problem_base: "/problems".to_string(),
+                realm: "api".to_string(),
+            }),
+        }
+    }
+
+    /// Where problem `type`s point (`{base}/{slug}`).
+    pub fn problem_base(mut self, base: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.config).problem_base = base.into();
+        self
+    }
+
+    /// The realm of bearer challenges added to bare 401s.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.config).realm = realm.into();
+        self
+    }
+}
+
+impl<S> Layer<S> for NormalizeLayer {
+    type Service = Normalize<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Normalize {
+            config: self.config.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service of [`NormalizeLayer`].
+#[derive(Clone, Debug)]
+pub struct Normalize<S> {
+    config: Arc<Config>,
+    inner: S,
+}
+
+/// What the response needs to know of its request.
+struct RequestFacts {
+    request_id: Option<String>,
+    instance: String,
+    format: ErrorFormat,
+    head: bool,
+}
+
+impl<S> Service<Request> for Normalize<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let config = self.config.clone();
+        let facts = RequestFacts {
+            request_id: req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            instance: req.uri().path().to_string(),
+            format: ErrorFormat::negotiate(req.headers(), config.preset.format()),
+            head: req.method() == Method::HEAD,
+        };
+        req.extensions_mut().insert(config.preset.clone());
+        let span = tracing::info_span!(
+            "request",
+            request_id = facts.request_id.as_deref().unwrap_or("-"),
+            method = %req.method(),
+            path = %facts.instance,
+        );
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(
+            async move {
+                let Ok(res) = inner.call(req).await;
+                Ok(normalize(&config, &facts, res.into_response()))
+            }
+            .instrument(span),
+        )
+    }
+}
+
+fn normalize(config: &Config, facts: &RequestFacts, mut res: Response) -> Response {
+    let preset = &config.preset;
+    let status = res.status();
+    let rendered = res.extensions_mut().remove::<Rendered>();
+    if rendered.is_none() && !status.is_client_error() && !status.is_server_error() {
+        let mapped = preset.map(status);
+        if mapped != status {
+            *res.status_mut() = ensure_headers(config, None, mapped, res.headers_mut());
+        }
+        return res;
+    }
+    let error = match rendered {
+        Some(Rendered(e)) => e,
+        None => Arc::new(foreign(status, &facts.instance)),
+    };
+    let wanted = match error.situation() {
+        Some(situation) => preset.status_for(situation),
+        None => preset.map(status),
+    };
+    let final_status = ensure_headers(config, Some(&error), wanted, res.headers_mut());
+    let ctx = RenderContext {
+        request_id: facts.request_id.as_deref(),
+        instance: Some(&facts.instance),
+        problem_base: &config.problem_base,
+        head_only: facts.head,
+    };
+    let body = if facts.head {
+        Body::empty()
+    } else {
+        Body::from(format::render(&error, final_status, facts.format, &ctx))
+    };
+    *res.status_mut() = final_status;
+    *res.body_mut() = body;
+    let h = res.headers_mut();
+    h.remove(CONTENT_LENGTH);
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(facts.format.content_type()),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.extensions_mut().insert(Rendered(error));
+    res
+}
+
+/// Adds what `status` requires and can be defaulted; falls back to the class's
+/// generic code when a required header cannot be known (an `Allow` nobody gave).
+fn ensure_headers(
+    config: &Config,
+    error: Option<&ApiError>,
+    status: StatusCode,
+    headers: &mut http::HeaderMap,
+) -> StatusCode {
+    let Some(missing) = status::missing_header(status, headers) else {
+        return status;
+    };
+    match missing {
+        RequiredHeader::RetryAfter => {
+            headers.insert(RetryAfter::NAME, RetryAfter::from_secs(1).header_value());
+            status
+        }
+        RequiredHeader::WwwAuthenticate => {
+            headers.insert(
+                Challenge::NAME,
+                Challenge::bearer(&config.realm).header_value(),
+            );
+            status
+        }
+        RequiredHeader::Upgrade if error.and_then(ApiError::upgrade).is_some() => {
+            let up = error.and_then(ApiError::upgrade).expect("checked");
+            headers.insert(crate::headers::Upgrade::NAME, up.header_value());
+            status
+        }
+        _ => {
+            let generic = match status.as_u16() {
+                100..=399 => StatusCode::OK,
+                400..=499 => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            config.preset.map(generic)
+        }
+    }
+}
+
+/// An error for a bare status built outside the library (its headers stay on
+/// the response, which is rendered in place).
+fn foreign(status: StatusCode, path: &str) -> ApiError {
+    match status.as_u16() {
+        404 => {
+            let shown: String = path.chars().take(200).collect();
+            ApiError::not_found(format!("No resource exists at {shown}."))
+        }
+        500 => ApiError::internal("a handler answered 500 without an ApiError"),
+        _ => {
+            let detail = status::lookup(status)
+                .map(|e| e.meaning)
+                .or(status.canonical_reason())
+                .unwrap_or("The request failed.");
+            ApiError::foreign(status, detail)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Retired API versions: 410 Gone (426 Upgrade Required with `Upgrade` under
+//! seed-003) for every request under a retired path prefix, before routing.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use verdict::retired::RetiredLayer;
+//! use verdict::headers::Upgrade;
+//!
+//! let app: Router = Router::new()
+//!     .route("/v1/items", get(|| async { "[]" }))
+//!     .layer(RetiredLayer::new("/v0", Upgrade::new("api/v1").unwrap()));
+//! ```
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+
+use crate::guard::{Guard, GuardLayer};
+use crate::headers::Upgrade;
+use crate::ApiError;
+
+/// Layer refusing requests under retired prefixes.
+pub type RetiredLayer = GuardLayer<RetiredGuard>;
+
+/// The check behind [`RetiredLayer`].
+#[derive(Clone, Debug)]
+pub struct RetiredGuard {
+    prefixes: Arc<Vec<(String, Upgrade)>>,
+}
+
+impl RetiredLayer {
+    /// Retires everything under `prefix` (`/v0` covers `/v0` and `/v0/...`), whose
+    /// successor `Upgrade` names.
+    pub fn new(prefix: impl Into<String>, successor: Upgrade) -> Self {
+        GuardLayer::from_guard(RetiredGuard {
+            prefixes: Arc::new(vec![(
+                prefix.into().trim_end_matches('/').to_string(),
+                successor,
+            )]),
+        })
+    }
+
+    /// Retires another prefix.
+    pub fn and(mut self, prefix: impl Into<String>, successor: Upgrade) -> Self {
+        Arc::make_mut(&mut self.guard_mut().prefixes)
+            .push((prefix.into().trim_end_matches('/').to_string(), successor));
+        self
+    }
+}
+
+impl Guard for RetiredGuard {
+    type State = ();
+
+    async fn check(&self, req: &mut Request) -> Result<(), ApiError> {
+        let path = req.uri().path();
+        for (prefix, successor) in self.prefixes.iter() {
+            let under = path
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            if under {
+                return Err(ApiError::retired_version(
+                    format!(
+                        "The API under {prefix} has been retired; use {} instead.",
+                        successor
+                            .header_value()
+                            .to_str()
+                            .unwrap_or("the current version")
+                    ),
+                    successor.clone(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

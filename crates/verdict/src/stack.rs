@@ -1,0 +1,258 @@
+//! [`Contract`]: one builder that stacks every layer in the contract's order,
+//! so a service cannot get the order wrong.
+//!
+//! When several things are wrong with one request, the first failure in this
+//! order answers (CONTRACT.md "Ordering when several things are wrong"):
+//!
+//! 501 unknown method -> 410/426 retired version -> 404 unknown path -> 405
+//! method not allowed -> 503 overload or maintenance -> 401 credentials -> 429
+//! rate limit -> 403 scope -> 406 Accept -> 415 Content-Type -> 413 size ->
+//! (the handler:) 400 syntax -> 404 missing resource -> 412/304 -> 422 -> 409.
+//!
+//! The checks before routing (501, 410) wrap the whole router; routing gives
+//! 404 and 405; the checks after it are route layers, which axum runs only for
+//! a matched route and method, so 404 and 405 always win over them.
+//! [`Contract::apply`] must therefore be called after every route is added.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use http::{Method, StatusCode};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::auth::{AuthenticateLayer, Authenticator, AuthorizeLayer, Authorizer, RequireAuthLayer};
+use crate::body_limit::BodyLimitLayer;
+use crate::conditional::ETagLayer;
+use crate::content_type::ContentTypeLayer;
+use crate::headers::Upgrade;
+use crate::load_shed::LoadShedLayer;
+use crate::maintenance::{MaintenanceLayer, MaintenanceSwitch};
+use crate::method::MethodLayer;
+use crate::negotiate::AcceptLayer;
+use crate::normalize::NormalizeLayer;
+use crate::panic::catch_panic_layer;
+use crate::preset::Preset;
+use crate::rate_limit::{Quota, RateLimitLayer, RateLimitStore};
+use crate::retired::RetiredLayer;
+
+/// The default largest JSON body: 1 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+
+/// The whole contract, configured once and applied to a router.
+#[derive(Clone)]
+pub struct Contract {
+    preset: Preset,
+    realm: String,
+    problem_base: String,
+    authenticator: Option<Arc<dyn Authenticator>>,
+    public: Vec<String>,
+    authorizer: Option<Arc<dyn Authorizer>>,
+    rate_limit: Option<(Arc<dyn RateLimitStore>, Option<Quota>)>,
+    max_in_flight: Option<usize>,
+    timeout: Option<Duration>,
+    maintenance: Option<MaintenanceSwitch>,
+    retired: Option<RetiredLayer>,
+    accept: AcceptLayer,
+    content_type: ContentTypeLayer,
+    body_limit: BodyLimitLayer,
+    etag: bool,
+}
+
+impl Default for Contract {
+    fn default() -> Self {
+        Contract::new(Preset::standard())
+    }
+}
+
+impl Contract {
+    /// The contract under `preset`: JSON representations, JSON bodies up to
+    /// 1 MiB, ETags on GET; no credentials, limits or deadlines until configured.
+    pub fn new(preset: Preset) -> Self {
+        Contract {
+            preset,
+            realm: "api".to_string(),
+            problem_base: "/problems".to_string(),
+            authenticator: None,
+            public: Vec::new(),
+            authorizer: None,
+            rate_limit: None,
+            max_in_flight: None,
+            timeout: None,
+            maintenance: None,
+            retired: None,
+            accept: AcceptLayer::new(["application/json"]),
+            content_type: ContentTypeLayer::new(),
+            body_limit: BodyLimitLayer::new(DEFAULT_MAX_BODY),
+            etag: true,
+        }
+    }
+
+    /// The preset.
+    pub fn preset(&self) -> &Preset {
+        &self.preset
+    }
+
+    /// The realm of bearer challenges (default `api`).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Where problem `type` URIs point (default `/problems`).
+    pub fn problem_base(mut self, base: impl Into<String>) -> Self {
+        self.problem_base = base.into();
+        self
+    }
+
+    /// Requires bearer credentials resolved by `authenticator` (401 otherwise).
+    pub fn authenticate(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
+        self.authenticator = Some(authenticator);
+        self
+    }
+
+    /// Lets `path` (as routed) through without credentials.
+    pub fn public(mut self, path: impl Into<String>) -> Self {
+        self.public.push(path.into());
+        self
+    }
+
+    /// Checks each authenticated request with `authorizer` (403 when refused).
+    pub fn authorize(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
+        self.authorizer = Some(authorizer);
+        self
+    }
+
+    /// Rate-limits with `store`; callers without a quota of their own get `default`.
+    pub fn rate_limit(mut self, store: Arc<dyn RateLimitStore>, default: Option<Quota>) -> Self {
+        self.rate_limit = Some((store, default));
+        self
+    }
+
+    /// Sheds requests beyond `n` in flight with 503.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = Some(n);
+        self
+    }
+
+    /// Answers 504 when a request runs past `deadline`.
+    pub fn timeout(mut self, deadline: Duration) -> Self {
+        self.timeout = Some(deadline);
+        self
+    }
+
+    /// Answers 503 while `switch` is on (admins pass).
+    pub fn maintenance(mut self, switch: MaintenanceSwitch) -> Self {
+        self.maintenance = Some(switch);
+        self
+    }
+
+    /// Retires everything under `prefix` (410, or 426 with `Upgrade: successor`).
+    pub fn retire(mut self, prefix: &str, successor: Upgrade) -> Self {
+        self.retired = Some(match self.retired.take() {
+            None => RetiredLayer::new(prefix, successor),
+            Some(l) => l.and(prefix, successor),
+        });
+        self
+    }
+
+    /// `method` on `path` offers these representations (default: JSON only).
+    pub fn produces<I: IntoIterator<Item = &'static str>>(
+        mut self,
+        method: Method,
+        path: &str,
+        types: I,
+    ) -> Self {
+        self.accept = self.accept.route(method, path, types);
+        self
+    }
+
+    /// `method` on `path` takes bodies of these media types.
+    pub fn consumes<I: IntoIterator<Item = &'static str>>(
+        mut self,
+        method: Method,
+        path: &str,
+        types: I,
+    ) -> Self {
+        self.content_type = self.content_type.route(method, path, types);
+        self
+    }
+
+    /// The largest body any route takes (default 1 MiB).
+    pub fn max_body(mut self, bytes: u64) -> Self {
+        self.body_limit = BodyLimitLayer::new(bytes);
+        self
+    }
+
+    /// The largest body `method` on `path` takes.
+    pub fn max_body_for(mut self, method: Method, path: &str, bytes: u64) -> Self {
+        self.body_limit = self.body_limit.route(method, path, bytes);
+        self
+    }
+
+    /// Whether GET responses get ETags and 304s from [`ETagLayer`] (default on).
+    pub fn etag(mut self, on: bool) -> Self {
+        self.etag = on;
+        self
+    }
+
+    /// Stacks every layer onto `router`, in the contract's order. Call it after
+    /// the last route is added: route layers only wrap the routes that exist.
+    pub fn apply<S>(self, router: Router<S>) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let mut r = router;
+        if r.has_routes() {
+            // Innermost first: each route_layer wraps the ones before it.
+            if self.etag {
+                r = r.route_layer(ETagLayer);
+            }
+            r = r
+                .route_layer(self.body_limit)
+                .route_layer(self.content_type)
+                .route_layer(self.accept);
+            if let Some(authorizer) = self.authorizer {
+                r = r.route_layer(AuthorizeLayer::from_arc(authorizer));
+            }
+            if let Some((store, default)) = self.rate_limit {
+                r = r.route_layer(RateLimitLayer::new(store, default));
+            }
+            if self.authenticator.is_some() {
+                let mut require = RequireAuthLayer::new(self.realm.clone());
+                for p in &self.public {
+                    require = require.public(p.clone());
+                }
+                r = r.route_layer(require);
+            }
+            if let Some(switch) = self.maintenance {
+                r = r.route_layer(MaintenanceLayer::new(switch));
+            }
+            if let Some(authn) = self.authenticator {
+                r = r.route_layer(AuthenticateLayer::new(authn));
+            }
+            if let Some(deadline) = self.timeout {
+                r = r.route_layer(TimeoutLayer::with_status_code(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    deadline,
+                ));
+            }
+            if let Some(n) = self.max_in_flight {
+                r = r.route_layer(LoadShedLayer::new(n));
+            }
+        }
+        if let Some(retired) = self.retired {
+            r = r.layer(retired);
+        }
+        r.layer(MethodLayer::new())
+            .layer(catch_panic_layer())
+            .layer(
+                NormalizeLayer::new(self.preset)
+                    .problem_base(self.problem_base)
+                    .realm(self.realm),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    }
+}
