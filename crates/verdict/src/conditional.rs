@@ -20,7 +20,7 @@
 //!
 //! async fn replace(pre: Preconditions) -> Result<&'static str, ApiError> {
 //!     let current = Validators::new(Some(EntityTag::strong("v7")), None);
-//!     pre.check(Some(&current))?; // 412 with `ETag: "v7"` if If-Match names another version
+//!     pre.check_write(Some(&current))?; // 412 with `ETag: "v7"` if If-Match names another version
 //!     Ok("replaced")
 //! }
 //!
@@ -372,6 +372,20 @@ impl Preconditions {
             }
         }
         Ok(())
+    }
+
+    /// [`check`](Self::check) for a write (PUT, PATCH, DELETE, POST), which can
+    /// only fail with 412, as an [`ApiError`] for `?`.
+    pub fn check_write(&self, current: Option<&Validators>) -> Result<(), ApiError> {
+        match self.check(current) {
+            Ok(()) => Ok(()),
+            Err(PreconditionOutcome::Failed(e)) => Err(e),
+            // Only GET and HEAD are ever "not modified"; on any other method a
+            // matching If-None-Match already failed above.
+            Err(PreconditionOutcome::NotModified(_)) => Err(ApiError::precondition_failed(
+                current.and_then(|c| c.etag.as_ref()),
+            )),
+        }
     }
 
     fn not_modified(&self, current: Option<&Validators>) -> PreconditionOutcome {

@@ -75,13 +75,13 @@ impl ErrorFormat {
             return default;
         }
         let accept = AcceptHeader::from_headers(headers);
-        if accept.names(default.content_type()) {
-            return default;
-        }
+        // Only the two dedicated media types pick a format (`application/json`
+        // is what every client sends); among them the higher q wins, ties go
+        // to the configured default.
         [ErrorFormat::Problem, ErrorFormat::JsonApi]
             .into_iter()
             .filter(|f| accept.names(f.content_type()))
-            .max_by_key(|f| accept.quality(f.content_type()))
+            .max_by_key(|f| (accept.quality(f.content_type()), *f == default))
             .unwrap_or(default)
     }
 }

@@ -9,13 +9,17 @@
 //! Under a preset without 501 (seed-004), unknown methods go to the router and
 //! get its 405 with `Allow`.
 //!
+//! The layer must wrap the *whole* router, not go through `Router::layer`:
+//! axum adds `Allow` outside the per-route layers, so a layer added with
+//! `Router::layer` sees a 405 without it. [`Contract`](crate::Contract) does this.
+//!
 //! ```
 //! use axum::{routing::get, Router};
+//! use tower::Layer;
 //! use verdict::method::MethodLayer;
 //!
-//! let app: Router = Router::new()
-//!     .route("/items", get(|| async { "[]" }))
-//!     .layer(MethodLayer::new());
+//! let routes: Router = Router::new().route("/items", get(|| async { "[]" }));
+//! let app: Router = Router::new().fallback_service(MethodLayer::new().layer(routes));
 //! // BREW /items -> 501; DELETE /items -> 405, Allow: GET, HEAD, OPTIONS; OPTIONS /items -> 204
 //! ```
 
@@ -51,7 +55,13 @@ pub fn is_recognized(method: &Method) -> bool {
     )
 }
 
-/// Layer for 501, 405 and OPTIONS; apply it with `Router::layer`.
+/// The 405 fallback [`Contract`](crate::Contract) gives every route, so that
+/// no route layer (credentials, limits) runs before a 405. axum adds `Allow`.
+pub(crate) async fn method_not_allowed() -> StatusCode {
+    StatusCode::METHOD_NOT_ALLOWED
+}
+
+/// Layer for 501, 405 and OPTIONS; it must wrap the whole router.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MethodLayer;
 

@@ -8,8 +8,12 @@
 //! use axum::{routing::get, Router};
 //! use verdict::panic::catch_panic_layer;
 //!
+//! async fn boom() -> &'static str {
+//!     panic!("bug")
+//! }
+//!
 //! let app: Router = Router::new()
-//!     .route("/boom", get(|| async { panic!("bug") }))
+//!     .route("/boom", get(boom))
 //!     .layer(catch_panic_layer());
 //! ```
 

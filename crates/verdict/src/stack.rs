@@ -9,16 +9,28 @@
 //! rate limit -> 403 scope -> 406 Accept -> 415 Content-Type -> 413 size ->
 //! (the handler:) 400 syntax -> 404 missing resource -> 412/304 -> 422 -> 409.
 //!
-//! The checks before routing (501, 410) wrap the whole router; routing gives
-//! 404 and 405; the checks after it are route layers, which axum runs only for
-//! a matched route and method, so 404 and 405 always win over them.
-//! [`Contract::apply`] must therefore be called after every route is added.
+//! How the order is kept, given how axum routes (axum 0.8):
+//! - `Router::layer` and `Router::route_layer` both wrap the handlers *inside*
+//!   each `MethodRouter`, including its 405 fallback, and axum adds `Allow` to
+//!   that 405 *outside* them. So a layer added either way runs before the 405
+//!   (a 401 would win over it) and never sees `Allow`.
+//! - Hence: the checks after routing (503 ... 413) are route layers; then the
+//!   405 fallback of every route is replaced by one that no route layer wraps
+//!   (`Router::method_not_allowed_fallback`, applied after them), so 405 wins;
+//!   and the checks before routing (501, 410), the panic catcher, the
+//!   normalizer and the request id wrap the *whole* router as one service,
+//!   where `Allow` is visible. Route layers never wrap the router's 404
+//!   fallback, so 404 wins too.
+//!
+//! [`Contract::apply`] must therefore be called after every route is added,
+//! and on a router whose state is already provided (`Router<()>`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use http::{Method, StatusCode};
+use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
@@ -29,7 +41,7 @@ use crate::content_type::ContentTypeLayer;
 use crate::headers::Upgrade;
 use crate::load_shed::LoadShedLayer;
 use crate::maintenance::{MaintenanceLayer, MaintenanceSwitch};
-use crate::method::MethodLayer;
+use crate::method::{method_not_allowed, MethodLayer};
 use crate::negotiate::AcceptLayer;
 use crate::normalize::NormalizeLayer;
 use crate::panic::catch_panic_layer;
@@ -199,10 +211,7 @@ impl Contract {
 
     /// Stacks every layer onto `router`, in the contract's order. Call it after
     /// the last route is added: route layers only wrap the routes that exist.
-    pub fn apply<S>(self, router: Router<S>) -> Router<S>
-    where
-        S: Clone + Send + Sync + 'static,
-    {
+    pub fn apply(self, router: Router) -> Router {
         let mut r = router;
         if r.has_routes() {
             // Innermost first: each route_layer wraps the ones before it.
@@ -241,18 +250,21 @@ impl Contract {
             if let Some(n) = self.max_in_flight {
                 r = r.route_layer(LoadShedLayer::new(n));
             }
+            // After the route layers, so that no check runs before a 405.
+            r = r.method_not_allowed_fallback(method_not_allowed);
         }
-        if let Some(retired) = self.retired {
-            r = r.layer(retired);
-        }
-        r.layer(MethodLayer::new())
-            .layer(catch_panic_layer())
+        let whole = ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
             .layer(
                 NormalizeLayer::new(self.preset)
                     .problem_base(self.problem_base)
                     .realm(self.realm),
             )
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(catch_panic_layer())
+            .layer(MethodLayer::new())
+            .option_layer(self.retired)
+            .service(r);
+        Router::new().fallback_service(whole)
     }
 }
