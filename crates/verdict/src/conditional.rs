@@ -281,8 +281,8 @@ pub struct Preconditions {
 /// What a failed precondition answers: 304 (reads) or 412 (writes).
 #[derive(Debug)]
 pub enum PreconditionOutcome {
-    /// 304: the client's copy is current.
-    NotModified(Response),
+    /// 304: the client's copy is current (boxed: a response is large).
+    NotModified(Box<Response>),
     /// 412: the condition does not hold.
     Failed(ApiError),
 }
@@ -290,7 +290,7 @@ pub enum PreconditionOutcome {
 impl IntoResponse for PreconditionOutcome {
     fn into_response(self) -> Response {
         match self {
-            PreconditionOutcome::NotModified(r) => r,
+            PreconditionOutcome::NotModified(r) => *r,
             PreconditionOutcome::Failed(e) => e.into_response(),
         }
     }
@@ -394,7 +394,7 @@ impl Preconditions {
         if let Some(v) = current {
             v.apply(res.headers_mut());
         }
-        PreconditionOutcome::NotModified(res)
+        PreconditionOutcome::NotModified(Box::new(res))
     }
 }
 

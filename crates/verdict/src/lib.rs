@@ -33,11 +33,11 @@
 //!
 //! The pieces, one module per concern:
 //! - [`status`]: the catalog of every code; [`headers`]: typed required headers;
-//! - [`ApiError`] ([`error`]): the one error type; [`format`]: the three bodies;
+//! - [`ApiError`] ([`error`]): the one error type; [`format`](mod@format): the three bodies;
 //! - [`preset`]: the seeds' variants and their mappings;
 //! - layers: [`method`], [`retired`], [`load_shed`], [`maintenance`], [`auth`],
 //!   [`rate_limit`], [`negotiate`], [`content_type`], [`body_limit`],
-//!   [`conditional`], [`panic`], [`normalize`]; and [`stack`], which orders them;
+//!   [`conditional`], [`panic`](mod@panic), [`normalize`]; and [`stack`], which orders them;
 //! - extractors: [`Json`], [`Query`], [`conditional::Preconditions`],
 //!   [`auth::Authenticated`].
 

@@ -74,8 +74,6 @@ pub enum RequiredHeader {
     AcceptPostOrPatch,
     /// `Upgrade`: 426.
     Upgrade,
-    /// `ETag` of the current representation: 304 and 412.
-    ETag,
 }
 
 impl RequiredHeader {
@@ -88,7 +86,6 @@ impl RequiredHeader {
             RequiredHeader::RetryAfter => "retry-after",
             RequiredHeader::AcceptPostOrPatch => "accept-post",
             RequiredHeader::Upgrade => "upgrade",
-            RequiredHeader::ETag => "etag",
         }
     }
 
@@ -164,8 +161,8 @@ pub const CATALOG: &[StatusEntry] = &[
         "The resource is temporarily at the URI in `Location`."),
     entry!(303, "See Other", "see_other", NotApplicable, [Location],
         "The answer is at the URI in `Location`; fetch it with GET."),
-    entry!(304, "Not Modified", "not_modified", NotApplicable, [ETag],
-        "The client's cached representation is still current."),
+    entry!(304, "Not Modified", "not_modified", NotApplicable, [],
+        "The client's cached representation is still current; the validators (`ETag`) come along."),
     entry!(400, "Bad Request", "bad_request", No, [],
         "The request is malformed: fix its syntax, parameters or headers before sending it again."),
     entry!(401, "Unauthorized", "unauthorized", No, [WwwAuthenticate],
@@ -182,8 +179,8 @@ pub const CATALOG: &[StatusEntry] = &[
         "The request conflicts with the resource's current state."),
     entry!(410, "Gone", "gone", No, [],
         "The resource or API version was retired and will not come back."),
-    entry!(412, "Precondition Failed", "precondition_failed", No, [ETag],
-        "A condition of the request (`If-Match`, `If-Unmodified-Since`) does not hold."),
+    entry!(412, "Precondition Failed", "precondition_failed", No, [],
+        "A condition of the request (`If-Match`, `If-Unmodified-Since`) does not hold; `ETag` names the current version."),
     entry!(413, "Content Too Large", "content_too_large", No, [],
         "The request body is larger than the server accepts."),
     entry!(414, "URI Too Long", "uri_too_long", No, [],

@@ -33,6 +33,10 @@ impl Authenticator for Tokens {
                 "admin-token" => Some(Principal::new("admin", ["admin", "read", "write"])),
                 "reader-token" => Some(Principal::new("reader", ["read"])),
                 "writer-token" => Some(Principal::new("writer", ["read", "write"])),
+                "limited-reader-token" => Some(
+                    Principal::new("limited-reader", ["read"])
+                        .with_rate_limit(Quota::new(1, Duration::from_secs(60))),
+                ),
                 "limited-token" => Some(
                     Principal::new("limited", ["read", "write"])
                         .with_rate_limit(Quota::new(2, Duration::from_secs(60))),
@@ -74,10 +78,11 @@ async fn show(Path(id): Path<u32>) -> Result<axum::Json<Value>, ApiError> {
     Ok(axum::Json(json!({"id": 1, "name": "first", "price": 3})))
 }
 
+/// Keeps the contract's order: 400 syntax, 404 missing, 412, 422, 409.
 async fn replace(
     Path(id): Path<u32>,
     pre: Preconditions,
-    Json(item): Json<Item>,
+    Json(body): Json<Value>,
 ) -> Result<axum::Json<Value>, ApiError> {
     if id != 1 {
         return Err(ApiError::not_found(format!(
@@ -85,6 +90,7 @@ async fn replace(
         )));
     }
     pre.check_write(Some(&current()))?;
+    let item: Item = verdict::extract::from_value(body)?;
     if item.name == "taken" {
         return Err(ApiError::conflict("The name `taken` is in use.").with_code("name_taken"));
     }
@@ -122,6 +128,32 @@ async fn list(
     }
 }
 
+/// Answers with catalog codes no other route produces, the way a handler would.
+async fn echo(Path(code): Path<u16>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let located = |status: u16| {
+        (
+            StatusCode::from_u16(status).unwrap(),
+            [(header::LOCATION, "/items/1")],
+            axum::Json(json!({"see": "/items/1"})),
+        )
+            .into_response()
+    };
+    match code {
+        202 | 302 | 303 => located(code),
+        207 | 300 => (
+            StatusCode::from_u16(code).unwrap(),
+            axum::Json(json!({"results": []})),
+        )
+            .into_response(),
+        414 => ApiError::uri_too_long(2048).into_response(),
+        428 => ApiError::precondition_required("Send If-Match.").into_response(),
+        431 => ApiError::header_fields_too_large("Too many cookies.").into_response(),
+        502 => ApiError::bad_gateway("upstream refused").into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 pub struct Stack {
     pub app: Router,
     pub maintenance: MaintenanceSwitch,
@@ -155,6 +187,7 @@ pub fn stack_with(contract: Contract) -> Stack {
         )
         .route("/bare-conflict", put(|| async { StatusCode::CONFLICT }))
         .route("/rejected", post(|_: axum::Json<Item>| async { "never" }))
+        .route("/echo/{code}", get(echo))
         .nest("/nested", nested);
     let app = contract
         .authenticate(Arc::new(Tokens))
