@@ -65,6 +65,11 @@ mod route_table;
 pub mod stack;
 pub mod status;
 
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use error::{ApiError, FieldError, Situation};
 pub use extract::{Json, Query};
 pub use format::ErrorFormat;

@@ -259,15 +259,8 @@ impl Guard for RateLimitGuard {
         if decision.allowed {
             return Ok(Some(decision));
         }
-        let mut err = ApiError::rate_limited(RetryAfter::from_duration(decision.retry_after));
-        let mut headers = HeaderMap::new();
-        decision.apply(&mut headers);
-        for (name, value) in headers {
-            if let Some(name) = name {
-                err = err.with_header(name, value);
-            }
-        }
-        Err(err)
+        let err = ApiError::rate_limited(RetryAfter::from_duration(decision.retry_after));
+        Err(with_decision(err, &decision))
     }
 
     fn finish(&self, state: Self::State, res: &mut Response) {
@@ -275,6 +268,25 @@ impl Guard for RateLimitGuard {
             d.apply(res.headers_mut());
         }
     }
+
+    fn annotate(&self, state: Self::State, error: ApiError) -> ApiError {
+        match state {
+            Some(d) => with_decision(error, &d),
+            None => error,
+        }
+    }
+}
+
+/// Adds the `RateLimit-*` headers of `decision` to an error.
+fn with_decision(mut error: ApiError, decision: &RateDecision) -> ApiError {
+    let mut headers = HeaderMap::new();
+    decision.apply(&mut headers);
+    for (name, value) in headers {
+        if let Some(name) = name {
+            error = error.with_header(name, value);
+        }
+    }
+    error
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ use crate::auth::{AuthenticateLayer, Authenticator, AuthorizeLayer, Authorizer, 
 use crate::body_limit::BodyLimitLayer;
 use crate::conditional::ETagLayer;
 use crate::content_type::ContentTypeLayer;
+use crate::guard::{Chain, GuardLayer};
 use crate::headers::Upgrade;
 use crate::load_shed::LoadShedLayer;
 use crate::maintenance::{MaintenanceLayer, MaintenanceSwitch};
@@ -214,41 +215,56 @@ impl Contract {
     pub fn apply(self, router: Router) -> Router {
         let mut r = router;
         if r.has_routes() {
+            // The checks after routing, in the contract's order, as one guard.
+            let realm = self.realm.clone();
+            let require = self.authenticator.as_ref().map(|_| {
+                self.public
+                    .iter()
+                    .fold(RequireAuthLayer::new(realm.clone()), |l, p| {
+                        l.public(p.clone())
+                    })
+                    .into_guard()
+            });
+            let checks = Chain(
+                self.max_in_flight
+                    .map(|n| LoadShedLayer::new(n).into_guard()),
+                Chain(
+                    self.authenticator
+                        .map(|a| AuthenticateLayer::new(a).into_guard()),
+                    Chain(
+                        self.maintenance
+                            .map(|m| MaintenanceLayer::new(m).into_guard()),
+                        Chain(
+                            require,
+                            Chain(
+                                self.rate_limit
+                                    .map(|(s, q)| RateLimitLayer::new(s, q).into_guard()),
+                                Chain(
+                                    self.authorizer
+                                        .map(|a| AuthorizeLayer::from_arc(a).into_guard()),
+                                    Chain(
+                                        self.accept.into_guard(),
+                                        Chain(
+                                            self.content_type.into_guard(),
+                                            self.body_limit.into_guard(),
+                                        ),
+                                    ),
+                                ),
+                            ),
+                        ),
+                    ),
+                ),
+            );
             // Innermost first: each route_layer wraps the ones before it.
             if self.etag {
                 r = r.route_layer(ETagLayer);
             }
-            r = r
-                .route_layer(self.body_limit)
-                .route_layer(self.content_type)
-                .route_layer(self.accept);
-            if let Some(authorizer) = self.authorizer {
-                r = r.route_layer(AuthorizeLayer::from_arc(authorizer));
-            }
-            if let Some((store, default)) = self.rate_limit {
-                r = r.route_layer(RateLimitLayer::new(store, default));
-            }
-            if self.authenticator.is_some() {
-                let mut require = RequireAuthLayer::new(self.realm.clone());
-                for p in &self.public {
-                    require = require.public(p.clone());
-                }
-                r = r.route_layer(require);
-            }
-            if let Some(switch) = self.maintenance {
-                r = r.route_layer(MaintenanceLayer::new(switch));
-            }
-            if let Some(authn) = self.authenticator {
-                r = r.route_layer(AuthenticateLayer::new(authn));
-            }
+            r = r.route_layer(GuardLayer::from_guard(checks));
             if let Some(deadline) = self.timeout {
                 r = r.route_layer(TimeoutLayer::with_status_code(
                     StatusCode::GATEWAY_TIMEOUT,
                     deadline,
                 ));
-            }
-            if let Some(n) = self.max_in_flight {
-                r = r.route_layer(LoadShedLayer::new(n));
             }
             // After the route layers, so that no check runs before a 405.
             r = r.method_not_allowed_fallback(method_not_allowed);
