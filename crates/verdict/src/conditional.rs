@@ -458,8 +458,7 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::guard::take_ready(&mut self.inner);
         let is_head = req.method() == Method::HEAD;
         if req.method() != Method::GET && !is_head {
             return Box::pin(inner.call(req));

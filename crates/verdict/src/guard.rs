@@ -116,6 +116,13 @@ impl<G: Guard> Guard for Option<G> {
     }
 }
 
+/// Takes the inner service that `poll_ready` made ready, leaving a clone in
+/// its place (tower's rule: the clone is not ready, the polled instance is).
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}
+
 /// The [`Layer`] of a [`Guard`].
 #[derive(Clone, Debug)]
 pub struct GuardLayer<G> {
@@ -178,9 +185,7 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         let guard = self.guard.clone();
-        // The clone is not ready; the instance we polled is. Keep the ready one.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
             match guard.check(&mut req).await {
                 Ok(state) => {

@@ -112,8 +112,7 @@ where
                 return Box::pin(async move { Ok(res) });
             }
         }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::guard::take_ready(&mut self.inner);
         Box::pin(async move {
             let Ok(res) = inner.call(req).await;
             let res = res.into_response();

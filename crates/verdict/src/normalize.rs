@@ -145,8 +145,7 @@ where
             method = %req.method(),
             path = %facts.instance,
         );
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::guard::take_ready(&mut self.inner);
         Box::pin(
             async move {
                 let Ok(res) = inner.call(req).await;
