@@ -35,7 +35,7 @@
 //! - [`status`]: the catalog of every code; [`headers`]: typed required headers;
 //! - [`ApiError`] ([`error`]): the one error type; [`format`](mod@format): the three bodies;
 //! - [`preset`]: the seeds' variants and their mappings;
-//! - layers: [`method`], [`retired`], [`load_shed`], [`maintenance`], [`auth`],
+//! - layers: [`request_id`], [`method`], [`retired`], [`deadline`], [`load_shed`], [`maintenance`], [`auth`],
 //!   [`rate_limit`], [`negotiate`], [`content_type`], [`body_limit`],
 //!   [`conditional`], [`panic`](mod@panic), [`normalize`]; and [`stack`], which orders them;
 //! - extractors: [`Json`], [`Query`], [`conditional::Preconditions`],
@@ -47,6 +47,7 @@ pub mod auth;
 pub mod body_limit;
 pub mod conditional;
 pub mod content_type;
+pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod format;
@@ -60,6 +61,7 @@ pub mod normalize;
 pub mod panic;
 pub mod preset;
 pub mod rate_limit;
+pub mod request_id;
 pub mod retired;
 mod route_table;
 pub mod stack;

@@ -45,9 +45,6 @@ use crate::headers::{Challenge, RetryAfter};
 use crate::preset::Preset;
 use crate::status::{self, RequiredHeader};
 
-/// The request id header every response carries.
-pub const REQUEST_ID: &str = "x-request-id";
-
 #[derive(Clone, Debug)]
 struct Config {
     preset: Preset,
@@ -131,7 +128,7 @@ where
         let facts = RequestFacts {
             request_id: req
                 .headers()
-                .get(REQUEST_ID)
+                .get(crate::request_id::HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
             instance: req.uri().path().to_string(),

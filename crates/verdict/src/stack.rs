@@ -29,15 +29,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use http::{Method, StatusCode};
+use http::Method;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{AuthenticateLayer, Authenticator, AuthorizeLayer, Authorizer, RequireAuthLayer};
 use crate::body_limit::BodyLimitLayer;
 use crate::conditional::ETagLayer;
 use crate::content_type::ContentTypeLayer;
+use crate::deadline::deadline_layer;
 use crate::guard::{Chain, GuardLayer};
 use crate::headers::Upgrade;
 use crate::load_shed::LoadShedLayer;
@@ -48,6 +47,7 @@ use crate::normalize::NormalizeLayer;
 use crate::panic::catch_panic_layer;
 use crate::preset::Preset;
 use crate::rate_limit::{Quota, RateLimitLayer, RateLimitStore};
+use crate::request_id;
 use crate::retired::RetiredLayer;
 
 /// The default largest JSON body: 1 MiB.
@@ -261,17 +261,14 @@ impl Contract {
             }
             r = r.route_layer(GuardLayer::from_guard(checks));
             if let Some(deadline) = self.timeout {
-                r = r.route_layer(TimeoutLayer::with_status_code(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    deadline,
-                ));
+                r = r.route_layer(deadline_layer(deadline));
             }
             // After the route layers, so that no check runs before a 405.
             r = r.method_not_allowed_fallback(method_not_allowed);
         }
         let whole = ServiceBuilder::new()
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(request_id::set_layer())
+            .layer(request_id::propagate_layer())
             .layer(
                 NormalizeLayer::new(self.preset)
                     .problem_base(self.problem_base)
