@@ -575,23 +575,22 @@ impl ApiError {
     }
 
     /// Logs the error once, when it becomes a response; the request id comes
-    /// from the span the normalizing layer opens.
+    /// from the span the normalizing layer opens. A 500 is an incident (error);
+    /// 502-504 are the service's trouble (warn); 501 and 4xx are the client's (debug).
     fn log(&self) {
-        if self.inner.status.is_server_error() {
-            tracing::error!(
-                status = self.inner.status.as_u16(),
-                code = %self.inner.code,
+        let status = self.inner.status.as_u16();
+        let code = &*self.inner.code;
+        let cause = self.inner.cause.as_deref().unwrap_or("-");
+        match status {
+            500 => tracing::error!(
+                status,
+                code,
                 incident_id = self.inner.incident_id.as_deref().unwrap_or("-"),
-                cause = self.inner.cause.as_deref().unwrap_or("-"),
+                cause,
                 "request failed"
-            );
-        } else {
-            tracing::debug!(
-                status = self.inner.status.as_u16(),
-                code = %self.inner.code,
-                cause = self.inner.cause.as_deref().unwrap_or("-"),
-                "request refused"
-            );
+            ),
+            502..=599 => tracing::warn!(status, code, cause, "request failed"),
+            _ => tracing::debug!(status, code, cause, "request refused"),
         }
     }
 }

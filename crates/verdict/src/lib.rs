@@ -60,6 +60,7 @@ pub mod negotiate;
 pub mod normalize;
 pub mod panic;
 pub mod preset;
+pub mod problems;
 pub mod rate_limit;
 pub mod request_id;
 pub mod retired;

@@ -22,7 +22,10 @@ async fn serve(contract: Contract) -> SocketAddr {
             get(|| async { axum::Json(serde_json::json!({"hello": "world"})) }),
         )
         .route("/boom", get(boom))
-        .route("/id", get(|id: verdict::request_id::RequestId| async move { id.0 }));
+        .route(
+            "/id",
+            get(|id: verdict::request_id::RequestId| async move { id.0 }),
+        );
     let app = contract.apply(routes);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -96,6 +99,9 @@ async fn handlers_see_the_request_id_the_client_gets() {
     let addr = serve(Contract::new(Preset::standard())).await;
     let (status, head, body) = exchange(addr, "GET /id").await;
     assert_eq!(status, 200);
-    assert!(head.contains(&format!("x-request-id: {body}")), "{head} / {body}");
+    assert!(
+        head.contains(&format!("x-request-id: {body}")),
+        "{head} / {body}"
+    );
     assert_eq!(body.len(), 36, "a UUID: {body}");
 }

@@ -1,0 +1,167 @@
+//! Who may do what: scopes by route, collection grants, and the daily write
+//! quota ("update limit"): all 403s, decided before the body is read.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures_util::future::BoxFuture;
+use http::request::Parts;
+use http::Method;
+use verdict::auth::{Authorizer, Principal};
+use verdict::ApiError;
+
+use crate::tokens::Grants;
+
+/// Writes per token per UTC day, in this process.
+#[derive(Default)]
+pub struct WriteQuotas {
+    used: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl WriteQuotas {
+    /// Spends one write of `token`'s quota for the day of `now_ms`; `false` when used up.
+    pub fn spend(&self, token: &str, quota: u32, now_ms: i64) -> bool {
+        let day = now_ms.div_euclid(DAY_MS);
+        let mut used = self.used.lock().expect("not poisoned");
+        let entry = used.entry(token.to_string()).or_insert((day, 0));
+        if entry.0 != day {
+            *entry = (day, 0);
+        }
+        if entry.1 >= quota {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+}
+
+/// The scope a route needs.
+pub fn scope_for(method: &Method, path: &str) -> &'static str {
+    if path.starts_with("/v1/tokens") || path.starts_with("/v1/admin") {
+        return "admin";
+    }
+    match *method {
+        Method::GET | Method::HEAD | Method::OPTIONS => "read",
+        _ if path == "/v1/batch" => "read",
+        _ => "write",
+    }
+}
+
+/// The collection a path names (`/v1/collections/{c}/...`).
+pub fn collection_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v1/collections/")?;
+    let name = rest.split('/').next()?;
+    (!name.is_empty()).then_some(name)
+}
+
+/// The service's authorizer.
+pub struct ServiceAuthorizer {
+    pub quotas: std::sync::Arc<WriteQuotas>,
+    pub realm: String,
+}
+
+impl ServiceAuthorizer {
+    fn check(&self, principal: &Principal, request: &Parts) -> Result<(), ApiError> {
+        let path = request.uri.path();
+        // The scope is the operation's (by its routed path), else the method's.
+        let routed = request
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .and_then(|m| crate::api::operation(&request.method, m.as_str()));
+        let needed = match routed.map(|o| o.access) {
+            Some(crate::api::Access::Scope(s)) => s,
+            Some(crate::api::Access::Public) => return Ok(()),
+            None => scope_for(&request.method, path),
+        };
+        let admin = principal.has_scope("admin");
+        if !admin && !principal.has_scope(needed) {
+            return Err(ApiError::insufficient_scope(&self.realm, needed));
+        }
+        let grants = principal.extension::<Grants>();
+        if let (
+            false,
+            Some(Grants {
+                collections: Some(allowed),
+                ..
+            }),
+        ) = (admin, grants)
+        {
+            if path == "/v1/collections" && request.method == Method::POST {
+                return Err(ApiError::forbidden(
+                    "This token is limited to some collections and cannot create new ones.",
+                )
+                .with_code("collection_not_granted"));
+            }
+            if let Some(c) = collection_of(path) {
+                if !allowed.iter().any(|a| a == c) {
+                    return Err(ApiError::forbidden(format!(
+                        "This token has no grant for the collection `{c}`."
+                    ))
+                    .with_code("collection_not_granted")
+                    .with_title("Collection not granted"));
+                }
+            }
+        }
+        let is_write = !matches!(request.method, Method::GET | Method::HEAD | Method::OPTIONS)
+            && path != "/v1/batch";
+        if let (
+            true,
+            Some(Grants {
+                write_quota: Some(quota),
+                ..
+            }),
+        ) = (is_write, grants)
+        {
+            if !self
+                .quotas
+                .spend(principal.subject(), *quota, crate::time::now_ms())
+            {
+                return Err(ApiError::forbidden(format!(
+                    "This token's daily write quota of {quota} is used up; it renews at 00:00 UTC."
+                ))
+                .with_code("write_quota_exceeded")
+                .with_title("Write quota exceeded"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Authorizer for ServiceAuthorizer {
+    fn authorize<'a>(
+        &'a self,
+        principal: &'a Principal,
+        request: &'a Parts,
+    ) -> BoxFuture<'a, Result<(), ApiError>> {
+        let verdict = self.check(principal, request);
+        Box::pin(async move { verdict })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_count_per_day() {
+        let q = WriteQuotas::default();
+        assert!(q.spend("t", 2, 0));
+        assert!(q.spend("t", 2, 10));
+        assert!(!q.spend("t", 2, 20));
+        assert!(q.spend("t", 2, DAY_MS));
+    }
+
+    #[test]
+    fn scopes_and_collections_by_path() {
+        assert_eq!(scope_for(&Method::GET, "/v1/tokens"), "admin");
+        assert_eq!(scope_for(&Method::GET, "/v1/collections/a/records"), "read");
+        assert_eq!(scope_for(&Method::PATCH, "/v1/collections/a"), "write");
+        assert_eq!(
+            collection_of("/v1/collections/books/records/1"),
+            Some("books")
+        );
+        assert_eq!(collection_of("/v1/collections"), None);
+    }
+}

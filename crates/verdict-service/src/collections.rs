@@ -1,0 +1,293 @@
+//! Collections: `POST/GET /v1/collections`, `GET/PATCH/DELETE /v1/collections/{c}`.
+//!
+//! A collection may carry a JSON Schema its records must satisfy and a list of
+//! unique fields. A rename leaves the old name as a 302 alias for the alias
+//! period (`--alias-period`); under a preset without 302 the old name is served
+//! as the new one.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use verdict::auth::Authenticated;
+use verdict::conditional::{EntityTag, Preconditions, Validators};
+use verdict::headers::Location;
+use verdict::{ApiError, FieldError, Json};
+
+use crate::fail::{Fail, Reply};
+use crate::state::AppState;
+use crate::storage::{CollectionChange, CollectionRow, StorageError};
+use crate::time::{now_ms, rfc3339, system_time};
+use crate::tokens::Grants;
+
+/// What a collection name may be.
+pub const NAME_RULE: &str =
+    "must be 1 to 64 characters: lower-case letters, digits, `_` or `-`, starting with a letter";
+
+/// Whether `name` is a valid collection name.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// The JSON of a collection.
+pub fn collection_json(c: &CollectionRow) -> Value {
+    json!({
+        "name": c.name,
+        "schema": c.schema,
+        "unique": c.unique,
+        "created_at": rfc3339(c.created_at),
+        "updated_at": rfc3339(c.updated_at),
+        "records": format!("/v1/collections/{}/records", c.name),
+    })
+}
+
+/// A JSON response with strong `ETag` and `Last-Modified`.
+pub fn tagged(status: StatusCode, body: &Value, updated_at: i64) -> Response {
+    let bytes = serde_json::to_vec(body).expect("values serialize");
+    let validators = Validators::new(
+        Some(EntityTag::from_content(&bytes)),
+        Some(system_time(updated_at)),
+    );
+    let mut res = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response();
+    validators.apply(res.headers_mut());
+    res
+}
+
+/// The validators of a representation, as [`tagged`] sends them.
+pub fn validators_of(body: &Value, updated_at: i64) -> Validators {
+    let bytes = serde_json::to_vec(body).expect("values serialize");
+    Validators::new(
+        Some(EntityTag::from_content(&bytes)),
+        Some(system_time(updated_at)),
+    )
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "The collection identified by {name} could not be found."
+    ))
+    .with_code("collection_not_found")
+    .with_title("Collection not found")
+}
+
+/// Finds a collection by the name in the path, following a live alias:
+/// a 302 to the same URI under the new name, or (presets without 302) the
+/// collection itself.
+pub async fn resolve(st: &AppState, name: &str, uri: &Uri) -> Result<CollectionRow, Fail> {
+    if let Some(c) = st.storage.get_collection(name).await? {
+        return Ok(c);
+    }
+    let Some(new_name) = st.storage.resolve_alias(name, now_ms()).await? else {
+        return Err(not_found(name).into());
+    };
+    if st.preset.allows(StatusCode::FOUND) {
+        let path = uri.path();
+        let prefix = format!("/v1/collections/{name}");
+        let rest = path.strip_prefix(&prefix).unwrap_or("");
+        let mut target = format!("/v1/collections/{new_name}{rest}");
+        if let Some(q) = uri.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        let location =
+            Location::new(&target).ok_or_else(|| ApiError::internal("bad alias target"))?;
+        let res = (
+            StatusCode::FOUND,
+            [(header::LOCATION, location.header_value())],
+            axum::Json(json!({"moved_to": new_name, "location": target})),
+        )
+            .into_response();
+        return Err(Fail(res));
+    }
+    match st.storage.get_collection(&new_name).await? {
+        Some(c) => Ok(c),
+        None => Err(not_found(name).into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCollection {
+    name: String,
+    schema: Option<Value>,
+    #[serde(default)]
+    unique: Vec<String>,
+}
+
+/// Field rules shared by create and change: 422 with a pointer each.
+fn check_definition(
+    name: Option<&str>,
+    schema: Option<&Value>,
+    unique: Option<&[String]>,
+) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    if let Some(n) = name {
+        if !valid_name(n) {
+            errors.push(FieldError::new("/name", NAME_RULE));
+        }
+    }
+    if let Some(s) = schema {
+        if !s.is_object() && !s.is_boolean() {
+            errors.push(FieldError::new(
+                "/schema",
+                "must be a JSON Schema (an object)",
+            ));
+        } else if let Err(e) = jsonschema::validator_for(s) {
+            let mut detail = format!("is not a valid JSON Schema: {e}");
+            detail.truncate(300);
+            errors.push(FieldError::new("/schema", detail));
+        }
+    }
+    if let Some(u) = unique {
+        for (i, f) in u.iter().enumerate() {
+            if f.is_empty() || f.len() > 128 || crate::records::RESERVED.contains(&f.as_str()) {
+                errors.push(FieldError::new(
+                    format!("/unique/{i}"),
+                    "must name a field of the records (not id, created_at or updated_at)",
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation_failed(errors))
+    }
+}
+
+/// `POST /v1/collections`.
+pub async fn create(State(st): State<AppState>, Json(body): Json<NewCollection>) -> Reply {
+    check_definition(Some(&body.name), body.schema.as_ref(), Some(&body.unique))?;
+    let now = now_ms();
+    let row = CollectionRow {
+        name: body.name,
+        schema: body.schema,
+        unique: body.unique,
+        created_at: now,
+        updated_at: now,
+    };
+    st.storage.create_collection(&row).await?;
+    let mut res = tagged(StatusCode::CREATED, &collection_json(&row), row.updated_at);
+    res.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/v1/collections/{}", row.name)).expect("valid name"),
+    );
+    Ok(res)
+}
+
+/// `GET /v1/collections`: the ones the token may see.
+pub async fn list(State(st): State<AppState>, Authenticated(p): Authenticated) -> Reply {
+    let rows = st.storage.list_collections().await?;
+    let granted = p.extension::<Grants>().and_then(|g| g.collections.clone());
+    let items: Vec<Value> = rows
+        .iter()
+        .filter(|c| granted.as_ref().is_none_or(|g| g.contains(&c.name)) || p.has_scope("admin"))
+        .map(collection_json)
+        .collect();
+    Ok(axum::Json(json!({ "items": items })).into_response())
+}
+
+/// `GET /v1/collections/{c}`.
+pub async fn show(State(st): State<AppState>, Path(name): Path<String>, uri: Uri) -> Reply {
+    let c = resolve(&st, &name, &uri).await?;
+    Ok(tagged(StatusCode::OK, &collection_json(&c), c.updated_at))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionPatch {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    schema: Option<Option<Value>>,
+    unique: Option<Vec<String>>,
+}
+
+/// Tells an absent member (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Value>>, D::Error> {
+    Option::<Value>::deserialize(d).map(Some)
+}
+
+/// `PATCH /v1/collections/{c}` (merge patch): rename, change the schema or unique fields.
+pub async fn change(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+    pre: Preconditions,
+    Json(body): Json<Value>,
+) -> Reply {
+    let c = resolve(&st, &name, &uri).await?;
+    pre.check_write(Some(&validators_of(&collection_json(&c), c.updated_at)))?;
+    let patch: CollectionPatch = verdict::extract::from_value(body)?;
+    let schema = patch.schema.as_ref().and_then(|s| s.as_ref());
+    check_definition(patch.name.as_deref(), schema, patch.unique.as_deref())?;
+    let now = now_ms();
+    let alias_until = now + st.config.alias_period.as_millis() as i64;
+    let change = CollectionChange {
+        rename: patch
+            .name
+            .filter(|n| *n != c.name)
+            .map(|n| (n, alias_until)),
+        schema: patch.schema,
+        unique: patch.unique,
+        updated_at: now,
+    };
+    let updated = st.storage.update_collection(&c.name, &change).await?;
+    Ok(tagged(
+        StatusCode::OK,
+        &collection_json(&updated),
+        updated.updated_at,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteQuery {
+    force: Option<String>,
+}
+
+/// `DELETE /v1/collections/{c}` (409 when it has records, unless `?force=true`).
+pub async fn delete(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+    verdict::Query(q): verdict::Query<DeleteQuery>,
+) -> Reply {
+    let force = match q.force.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::invalid_query("force", "must be true or false").into()),
+    };
+    let c = resolve(&st, &name, &uri).await?;
+    match st.storage.delete_collection(&c.name, force).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(StorageError::NotFound) => Err(not_found(&name).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_rule() {
+        assert!(valid_name("books"));
+        assert!(valid_name("b-2_x"));
+        assert!(!valid_name("Books"));
+        assert!(!valid_name("2books"));
+        assert!(!valid_name(""));
+        assert!(!valid_name(&"a".repeat(65)));
+    }
+}

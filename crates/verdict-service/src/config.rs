@@ -1,0 +1,144 @@
+//! Command line: `verdict serve` and its flags; every flag also reads an
+//! environment variable (`VERDICT_LISTEN`, ...), per CONTRACT.md.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use verdict::rate_limit::Quota;
+use verdict::{ErrorFormat, Preset};
+
+/// Verdict: an HTTP JSON API that keeps the status-code contract.
+#[derive(Debug, Parser)]
+#[command(name = "verdict", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the records API.
+    Serve(ServeArgs),
+}
+
+/// `verdict serve`.
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "VERDICT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Storage: a SQLite file path (or `sqlite:` URL).
+    #[arg(
+        long,
+        env = "VERDICT_DATA",
+        default_value = "./verdict-data/verdict.db"
+    )]
+    pub data: String,
+
+    /// The admin token; without it one is generated on first start and printed once.
+    #[arg(long, env = "VERDICT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// `standard`, or a seed's variant: `seed-000` ... `seed-004`.
+    #[arg(long, env = "VERDICT_PRESET", default_value = "standard", value_parser = parse_preset)]
+    pub preset: Preset,
+
+    /// Error-body format, overriding the preset's: `problem`, `jsonapi`, `simple`.
+    #[arg(long, env = "VERDICT_ERROR_FORMAT")]
+    pub error_format: Option<ErrorFormat>,
+
+    /// Deadline of a request (504 past it).
+    #[arg(long, env = "VERDICT_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Requests in flight before load shedding (503).
+    #[arg(long, env = "VERDICT_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+
+    /// Honour `Fault-Injection` headers from admin tokens.
+    #[arg(long, env = "VERDICT_FAULT_INJECTION")]
+    pub fault_injection: bool,
+
+    /// Largest JSON body (bytes; `k`, `KiB`, `M`, `MiB` suffixes).
+    #[arg(long, env = "VERDICT_MAX_BODY", default_value = "1MiB", value_parser = parse_size)]
+    pub max_body: u64,
+
+    /// Largest NDJSON import body.
+    #[arg(long, env = "VERDICT_MAX_IMPORT_BODY", default_value = "64MiB", value_parser = parse_size)]
+    pub max_import_body: u64,
+
+    /// How long a renamed collection's old name answers 302.
+    #[arg(long, env = "VERDICT_ALIAS_PERIOD", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub alias_period: Duration,
+
+    /// Rate limit of tokens without one of their own and of anonymous
+    /// clients: `REQUESTS/DURATION` (`600/1m`), or `off`.
+    #[arg(long, env = "VERDICT_RATE_LIMIT", default_value = "600/1m", value_parser = parse_quota)]
+    pub rate_limit: RateLimitArg,
+
+    /// Log lines as JSON instead of text.
+    #[arg(long, env = "VERDICT_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// A default rate limit, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimitArg(pub Option<Quota>);
+
+fn parse_preset(s: &str) -> Result<Preset, String> {
+    Preset::by_name(s).map_err(|e| e.to_string())
+}
+
+/// `1048576`, `64k`, `1MiB`, `2M` ...
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}`")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// `600/1m` -> 600 requests per minute; `off` -> no limit.
+pub fn parse_quota(s: &str) -> Result<RateLimitArg, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(RateLimitArg(None));
+    }
+    let (n, per) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}` is not REQUESTS/DURATION"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{n}` is not a count"))?;
+    let per = humantime::parse_duration(per.trim()).map_err(|e| e.to_string())?;
+    Ok(RateLimitArg(Some(Quota::new(n, per))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_quotas_parse() {
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("64k"), Ok(65536));
+        assert_eq!(parse_size("10"), Ok(10));
+        assert!(parse_size("x").is_err());
+        assert_eq!(
+            parse_quota("600/1m"),
+            Ok(RateLimitArg(Some(Quota::new(600, Duration::from_secs(60)))))
+        );
+        assert_eq!(parse_quota("off"), Ok(RateLimitArg(None)));
+    }
+}

@@ -1,0 +1,65 @@
+//! The `verdict` command.
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use verdict_service::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: verdict_service::config::ServeArgs) -> std::process::ExitCode {
+    let filter = EnvFilter::try_from_env("VERDICT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
+    }
+    let listen = args.listen;
+    let storage = match verdict_service::open_storage(&args.data).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("verdict: cannot open storage `{}`: {e}", args.data);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let service = match verdict_service::build(args, storage).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("verdict: cannot start: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if let Some(secret) = &service.generated_admin_token {
+        // Printed once, on the first start; only its hash is stored.
+        println!("admin token (shown once, keep it): {secret}");
+    }
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("verdict: cannot listen on {listen}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(address = %local, preset = %service.state.preset, "verdict serving");
+    println!("listening on http://{local}");
+    match verdict_service::serve_on(listener, service.router).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("verdict: server error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

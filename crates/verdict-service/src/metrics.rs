@@ -1,0 +1,67 @@
+//! `/metrics`: Prometheus text from the `metrics` ecosystem: requests by
+//! route, method and status, and latency histograms by route.
+//!
+//! The route label is the operation's path template (`/v1/collections/{c}`),
+//! matched with `matchit` (axum's own router) against the operations table, so
+//! labels stay few whatever the ids in the URLs.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// The process-wide recorder (the `metrics` facade has one per process).
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ])
+                .expect("buckets are valid")
+                .install_recorder()
+                .expect("one recorder per process")
+        })
+        .clone()
+}
+
+/// Path templates for labels.
+pub struct Routes(matchit::Router<&'static str>);
+
+impl Routes {
+    /// From the operations table.
+    pub fn new(paths: impl IntoIterator<Item = &'static str>) -> Self {
+        let mut r = matchit::Router::new();
+        for p in paths {
+            let _ = r.insert(p, p);
+        }
+        Routes(r)
+    }
+
+    fn label(&self, path: &str) -> &'static str {
+        match self.0.at(path) {
+            Ok(m) => m.value,
+            Err(_) if path.starts_with("/v0") => "/v0/*",
+            Err(_) => "unmatched",
+        }
+    }
+}
+
+/// The middleware, around the whole service.
+pub async fn track(routes: Arc<Routes>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = routes.label(req.uri().path());
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "route" => route, "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
+        .record(start.elapsed().as_secs_f64());
+    res
+}

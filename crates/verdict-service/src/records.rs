@@ -1,0 +1,675 @@
+//! Records: `/v1/collections/{c}/records[/{id}]` and `/v1/collections/{c}/lookup`.
+//!
+//! A record's representation is its data plus `id`, `created_at` and
+//! `updated_at` (reserved names: ignored in request bodies but for a create's
+//! `id`). Its strong `ETag` is a hash of that representation, so every instance
+//! computes the same one. Handlers keep the contract's order: 400 (syntax) ->
+//! 404 -> 412/304 -> 422 -> 409.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use verdict::auth::Authenticated;
+use verdict::conditional::Preconditions;
+use verdict::negotiate::Negotiated;
+use verdict::{ApiError, FieldError};
+
+use crate::collections::{resolve, tagged, validators_of};
+use crate::fail::{Fail, Reply};
+use crate::state::AppState;
+use crate::storage::{CollectionRow, Filter, RecordRow, StorageError, StoredResponse};
+use crate::time::{now_ms, rfc3339};
+
+/// Members of a representation the server sets.
+pub const RESERVED: [&str; 3] = ["id", "created_at", "updated_at"];
+
+/// Page sizes.
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+/// What a client-chosen id may be.
+const ID_RULE: &str = "must be 1 to 128 characters: letters, digits, `_`, `-` or `.`";
+
+fn valid_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+/// The representation of a record.
+pub fn record_json(r: &RecordRow) -> Value {
+    let mut m = r.data.clone();
+    m.insert("id".into(), Value::String(r.id.clone()));
+    m.insert("created_at".into(), Value::String(rfc3339(r.created_at)));
+    m.insert("updated_at".into(), Value::String(rfc3339(r.updated_at)));
+    Value::Object(m)
+}
+
+fn record_not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("The record identified by {id} could not be found."))
+        .with_code("record_not_found")
+        .with_title("Record not found")
+}
+
+fn location(c: &str, id: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("/v1/collections/{c}/records/{id}"))
+        .expect("ids are header-safe")
+}
+
+/// The body as a JSON object without the reserved members (400 if not JSON,
+/// 422 if not an object).
+fn body_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let value: Value = verdict::extract::parse_json(bytes)?;
+    match value {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::validation_failed(vec![FieldError::new(
+            "",
+            "must be a JSON object",
+        )])),
+    }
+}
+
+/// Checks data against the collection's schema: 422 naming every failing field.
+pub fn validate(
+    st: &AppState,
+    c: &CollectionRow,
+    data: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let Some(schema) = &c.schema else {
+        return Ok(());
+    };
+    let validator = st
+        .schemas
+        .get(&c.name, c.updated_at, schema)
+        .map_err(|e| ApiError::internal(format!("stored schema does not compile: {e}")))?;
+    let instance = Value::Object(data.clone());
+    let errors: Vec<FieldError> = validator
+        .iter_errors(&instance)
+        .take(50)
+        .map(|e| {
+            let mut detail = e.to_string();
+            detail.truncate(300);
+            FieldError::new(e.instance_path().to_string(), detail)
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation_failed(errors))
+    }
+}
+
+fn strip_reserved(m: &mut Map<String, Value>) -> Option<Value> {
+    let id = m.remove("id");
+    m.remove("created_at");
+    m.remove("updated_at");
+    id
+}
+
+/// One in-process lock per idempotency key, so concurrent retries wait for the first.
+#[derive(Default)]
+pub struct KeyLocks {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyLocks {
+    fn get(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.locks.lock().expect("not poisoned");
+        if m.len() > 10_000 {
+            m.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        m.entry(key.to_string()).or_default().clone()
+    }
+}
+
+/// `POST /v1/collections/{c}/records`, with `Idempotency-Key` replaying the first answer.
+pub async fn create(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Authenticated(p): Authenticated,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let Some(key) = headers.get("idempotency-key") else {
+        return create_once(&st, &name, &uri, &body).await;
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()))
+        .ok_or_else(|| {
+            ApiError::invalid_header("Idempotency-Key", "must be 1 to 255 ASCII characters")
+        })?
+        .to_string();
+    let fingerprint = {
+        let mut h = Sha256::new();
+        h.update(uri.path().as_bytes());
+        h.update([0]);
+        h.update(&body);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
+    };
+    let lock = st
+        .idempotency_locks
+        .get(&format!("{}\n{}", p.subject(), key));
+    let _held = lock.lock().await;
+    if let Some(stored) = st.storage.get_idempotent(p.subject(), &key).await? {
+        if stored.fingerprint != fingerprint {
+            return Err(ApiError::validation_failed(vec![])
+                .with_code("idempotency_key_reused")
+                .with_title("Idempotency key reused")
+                .with_detail("This Idempotency-Key was used for a different request.")
+                .into());
+        }
+        return Ok(replay(stored));
+    }
+    let res = match create_once(&st, &name, &uri, &body).await {
+        Ok(r) => r,
+        Err(Fail(r)) => r,
+    };
+    // Keep final answers; a transient one (429, 5xx) may be retried for real.
+    let status = res.status();
+    if status.is_success() || (status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS)
+    {
+        let (parts, body) = res.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(ApiError::internal)?;
+        let stored = StoredResponse {
+            fingerprint,
+            status: parts.status.as_u16(),
+            headers: parts
+                .headers
+                .iter()
+                .filter(|(n, _)| {
+                    *n == header::LOCATION
+                        || *n == header::ETAG
+                        || *n == header::LAST_MODIFIED
+                        || *n == header::CONTENT_TYPE
+                })
+                .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+                .collect(),
+            body: bytes.to_vec(),
+        };
+        st.storage
+            .put_idempotent(p.subject(), &key, &stored, now_ms())
+            .await?;
+        let mut res = Response::from_parts(parts, axum::body::Body::from(bytes));
+        if let Some(rendered) = res.extensions_mut().remove::<verdict::error::Rendered>() {
+            res.extensions_mut().insert(rendered);
+        }
+        return Ok(res);
+    }
+    Ok(res)
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let mut res = Response::new(axum::body::Body::from(stored.body));
+    *res.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    for (n, v) in stored.headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            res.headers_mut().insert(n, v);
+        }
+    }
+    res.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    res
+}
+
+async fn create_once(st: &AppState, name: &str, uri: &Uri, body: &[u8]) -> Reply {
+    let mut data = body_object(body)?;
+    let c = resolve(st, name, uri).await?;
+    let id = match strip_reserved(&mut data) {
+        None | Some(Value::Null) => uuid::Uuid::now_v7().simple().to_string(),
+        Some(Value::String(id)) if valid_id(&id) => id,
+        Some(_) => {
+            return Err(ApiError::validation_failed(vec![FieldError::new("/id", ID_RULE)]).into())
+        }
+    };
+    validate(st, &c, &data)?;
+    let now = now_ms();
+    let row = RecordRow {
+        id,
+        data,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    st.storage.create_record(&c, &row).await?;
+    let mut res = tagged(StatusCode::CREATED, &record_json(&row), row.updated_at);
+    res.headers_mut()
+        .insert(header::LOCATION, location(&c.name, &row.id));
+    Ok(res)
+}
+
+/// The record, or 404.
+async fn load(st: &AppState, c: &CollectionRow, id: &str) -> Result<RecordRow, Fail> {
+    st.storage
+        .get_record(&c.name, id)
+        .await?
+        .ok_or_else(|| record_not_found(id).into())
+}
+
+/// `GET /v1/collections/{c}/records/{id}` (the ETag layer answers 304).
+pub async fn show(
+    State(st): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    uri: Uri,
+) -> Reply {
+    let c = resolve(&st, &name, &uri).await?;
+    let r = load(&st, &c, &id).await?;
+    Ok(tagged(StatusCode::OK, &record_json(&r), r.updated_at))
+}
+
+/// `PUT /v1/collections/{c}/records/{id}`: replace the data.
+pub async fn replace(
+    State(st): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    uri: Uri,
+    pre: Preconditions,
+    body: Bytes,
+) -> Reply {
+    let mut data = body_object(&body)?;
+    let c = resolve(&st, &name, &uri).await?;
+    let current = load(&st, &c, &id).await?;
+    pre.check_write(Some(&validators_of(
+        &record_json(&current),
+        current.updated_at,
+    )))?;
+    strip_reserved(&mut data);
+    validate(&st, &c, &data)?;
+    write(&st, &c, current, data).await
+}
+
+/// `PATCH /v1/collections/{c}/records/{id}`: RFC 7396 merge patch.
+pub async fn patch(
+    State(st): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    uri: Uri,
+    pre: Preconditions,
+    body: Bytes,
+) -> Reply {
+    let patch: Value = verdict::extract::parse_json(&body)?;
+    let c = resolve(&st, &name, &uri).await?;
+    let current = load(&st, &c, &id).await?;
+    pre.check_write(Some(&validators_of(
+        &record_json(&current),
+        current.updated_at,
+    )))?;
+    let mut merged = Value::Object(current.data.clone());
+    merge_patch(&mut merged, &patch);
+    let Value::Object(mut data) = merged else {
+        return Err(ApiError::validation_failed(vec![FieldError::new(
+            "",
+            "a merge patch of a record must be a JSON object",
+        )])
+        .into());
+    };
+    strip_reserved(&mut data);
+    validate(&st, &c, &data)?;
+    write(&st, &c, current, data).await
+}
+
+async fn write(
+    st: &AppState,
+    c: &CollectionRow,
+    current: RecordRow,
+    data: Map<String, Value>,
+) -> Reply {
+    let row = RecordRow {
+        id: current.id.clone(),
+        data,
+        version: current.version + 1,
+        created_at: current.created_at,
+        // Strictly later, so Last-Modified moves even within one millisecond.
+        updated_at: now_ms().max(current.updated_at + 1),
+    };
+    match st.storage.update_record(c, &row, current.version).await {
+        Ok(()) => Ok(tagged(StatusCode::OK, &record_json(&row), row.updated_at)),
+        Err(StorageError::VersionMismatch) => Err(lost_race(st, c, &current.id).await),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A write that lost a race: 412 with the winner's ETag (or 404 if it was deleted).
+async fn lost_race(st: &AppState, c: &CollectionRow, id: &str) -> Fail {
+    match st.storage.get_record(&c.name, id).await {
+        Ok(Some(now)) => {
+            let v = validators_of(&record_json(&now), now.updated_at);
+            ApiError::precondition_failed(v.etag.as_ref())
+                .with_detail("The record changed while this request was processed.")
+                .into()
+        }
+        Ok(None) => record_not_found(id).into(),
+        Err(e) => e.into(),
+    }
+}
+
+/// RFC 7396 section 2.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let t = target.as_object_mut().expect("made an object");
+    for (k, v) in p {
+        if v.is_null() {
+            t.remove(k);
+        } else {
+            merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+/// `DELETE /v1/collections/{c}/records/{id}`.
+pub async fn delete(
+    State(st): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    uri: Uri,
+    pre: Preconditions,
+) -> Reply {
+    let c = resolve(&st, &name, &uri).await?;
+    let current = load(&st, &c, &id).await?;
+    pre.check_write(Some(&validators_of(
+        &record_json(&current),
+        current.updated_at,
+    )))?;
+    match st
+        .storage
+        .delete_record(&c.name, &id, current.version)
+        .await
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(StorageError::VersionMismatch) => Err(lost_race(&st, &c, &id).await),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The query of a list: `limit`, `cursor`, and `field=value` filters.
+struct ListQuery {
+    limit: u32,
+    after: Option<String>,
+    filters: Vec<Filter>,
+}
+
+fn field_name_ok(f: &str) -> bool {
+    !f.is_empty()
+        && f.len() <= 128
+        && f.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn parse_list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
+    let mut q = ListQuery {
+        limit: DEFAULT_LIMIT,
+        after: None,
+        filters: Vec::new(),
+    };
+    let pairs = uri.query().unwrap_or("");
+    for (k, v) in form_pairs(pairs) {
+        match k.as_str() {
+            "limit" => {
+                q.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid_query(
+                            "limit",
+                            format!("must be an integer from 1 to {MAX_LIMIT}"),
+                        )
+                    })?;
+            }
+            "cursor" => {
+                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(v.as_bytes())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        ApiError::invalid_query(
+                            "cursor",
+                            "must be a `next_cursor` from an earlier page",
+                        )
+                    })?;
+                q.after = Some(raw);
+            }
+            field if field_name_ok(field) => q.filters.push(Filter {
+                field: field.to_string(),
+                value: v,
+            }),
+            field => {
+                return Err(ApiError::invalid_query(
+                    field,
+                    "is neither limit, cursor nor a field name (letters, digits, `_`, `-`)",
+                ))
+            }
+        }
+    }
+    Ok(q)
+}
+
+/// `k=v&...` decoded as HTML forms and curl encode them.
+fn form_pairs(q: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+}
+
+/// `GET /v1/collections/{c}/records`: a page, as JSON or (by `Accept`) CSV.
+pub async fn list(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+    negotiated: Option<Extension<Negotiated>>,
+) -> Reply {
+    let q = parse_list_query(&uri)?;
+    let c = resolve(&st, &name, &uri).await?;
+    // One more than asked tells whether there is a next page.
+    let mut rows = st
+        .storage
+        .list_records(&c.name, q.after.as_deref(), q.limit + 1, &q.filters)
+        .await?;
+    let next = if rows.len() > q.limit as usize {
+        rows.truncate(q.limit as usize);
+        rows.last()
+            .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.id.as_bytes()))
+    } else {
+        None
+    };
+    let link = next.as_ref().map(|cur| {
+        let mut params: Vec<String> = vec![format!("limit={}", q.limit), format!("cursor={cur}")];
+        for f in &q.filters {
+            params.push(format!("{}={}", f.field, encode(&f.value)));
+        }
+        format!(
+            "</v1/collections/{}/records?{}>; rel=\"next\"",
+            c.name,
+            params.join("&")
+        )
+    });
+    let mut res = match negotiated.as_ref().map(|n| n.0.media_type()) {
+        Some("text/csv") => csv_page(&rows)?,
+        _ => {
+            let items: Vec<Value> = rows.iter().map(record_json).collect();
+            axum::Json(json!({"items": items, "next_cursor": next, "limit": q.limit}))
+                .into_response()
+        }
+    };
+    res.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Some(l) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        res.headers_mut().insert(header::LINK, l);
+    }
+    Ok(res)
+}
+
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A page as CSV: `id,created_at,updated_at` then every data field, sorted;
+/// non-string values as JSON.
+fn csv_page(rows: &[RecordRow]) -> Result<Response, ApiError> {
+    let mut fields: Vec<&String> = rows.iter().flat_map(|r| r.data.keys()).collect();
+    fields.sort();
+    fields.dedup();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut head = vec!["id", "created_at", "updated_at"];
+    head.extend(fields.iter().map(|f| f.as_str()));
+    w.write_record(&head).map_err(ApiError::internal)?;
+    for r in rows {
+        let mut line = vec![r.id.clone(), rfc3339(r.created_at), rfc3339(r.updated_at)];
+        for f in &fields {
+            line.push(match r.data.get(*f) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+            });
+        }
+        w.write_record(&line).map_err(ApiError::internal)?;
+    }
+    let bytes = w.into_inner().map_err(ApiError::internal)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /v1/collections/{c}/lookup?field=value`: one match 303, several 300, none 404.
+pub async fn lookup(State(st): State<AppState>, Path(name): Path<String>, uri: Uri) -> Reply {
+    let pairs = form_pairs(uri.query().unwrap_or(""));
+    let [(field, value)] = pairs.as_slice() else {
+        return Err(ApiError::bad_request(
+            "A lookup takes exactly one `field=value` query parameter.",
+        )
+        .with_code("invalid_query")
+        .into());
+    };
+    if !field_name_ok(field) {
+        return Err(ApiError::invalid_query(
+            field,
+            "is not a field name (letters, digits, `_`, `-`)",
+        )
+        .into());
+    }
+    let c = resolve(&st, &name, &uri).await?;
+    let filter = [Filter {
+        field: field.clone(),
+        value: value.clone(),
+    }];
+    let rows = st.storage.list_records(&c.name, None, 51, &filter).await?;
+    match rows.as_slice() {
+        [] => Err(
+            ApiError::not_found(format!("No record of {} has {field} = {value}.", c.name))
+                .with_code("no_match")
+                .with_title("No match")
+                .into(),
+        ),
+        [one] => {
+            if st.preset.allows(StatusCode::SEE_OTHER) {
+                Ok((
+                    StatusCode::SEE_OTHER,
+                    [(header::LOCATION, location(&c.name, &one.id))],
+                )
+                    .into_response())
+            } else {
+                // No 303 in this preset: answer with the record itself.
+                let mut res = tagged(StatusCode::OK, &record_json(one), one.updated_at);
+                res.headers_mut()
+                    .insert(header::CONTENT_LOCATION, location(&c.name, &one.id));
+                Ok(res)
+            }
+        }
+        many => {
+            let choices: Vec<Value> = many
+                .iter()
+                .take(50)
+                .map(|r| json!({"id": r.id, "location": format!("/v1/collections/{}/records/{}", c.name, r.id)}))
+                .collect();
+            Ok((
+                StatusCode::MULTIPLE_CHOICES,
+                axum::Json(json!({"choices": choices, "truncated": many.len() > 50})),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// The method a batch operation or handler runs as (for fingerprints and logs).
+pub fn is_write(m: &Method) -> bool {
+    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc7396_examples() {
+        let cases = [
+            (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
+            (json!({"a": "b"}), json!({"a": null}), json!({})),
+            (
+                json!({"a": {"b": "c"}}),
+                json!({"a": {"b": "d", "c": null}}),
+                json!({"a": {"b": "d"}}),
+            ),
+            (json!({"a": [1]}), json!({"a": [2]}), json!({"a": [2]})),
+            (
+                json!({"e": null}),
+                json!({"a": 1}),
+                json!({"e": null, "a": 1}),
+            ),
+            (
+                json!([1, 2]),
+                json!({"a": "b", "c": null}),
+                json!({"a": "b"}),
+            ),
+        ];
+        for (mut target, patch, want) in cases {
+            merge_patch(&mut target, &patch);
+            assert_eq!(target, want);
+        }
+    }
+
+    #[test]
+    fn list_queries_parse_and_reject_bad_values() {
+        let q = parse_list_query(&"/x?limit=5&author=Ann%20Lee".parse().unwrap()).unwrap();
+        assert_eq!(q.limit, 5);
+        assert_eq!(
+            q.filters,
+            vec![Filter {
+                field: "author".into(),
+                value: "Ann Lee".into()
+            }]
+        );
+        assert!(parse_list_query(&"/x?limit=abc".parse().unwrap()).is_err());
+        assert!(parse_list_query(&"/x?limit=0".parse().unwrap()).is_err());
+        assert!(parse_list_query(&"/x?cursor=***".parse().unwrap()).is_err());
+        assert!(parse_list_query(&"/x?a%24b=1".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn ids_follow_the_rule() {
+        assert!(valid_id("abc-1.2_3"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("a/b"));
+    }
+}
