@@ -79,6 +79,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VERDICT_RATE_LIMIT", default_value = "600/1m", value_parser = parse_quota)]
     pub rate_limit: RateLimitArg,
 
+    /// Jobs (exports, imports) a token may start: `REQUESTS/DURATION`, or `off`.
+    /// Past it: 429 (a resource's rate limit; never 420).
+    #[arg(long, env = "VERDICT_JOB_RATE_LIMIT", default_value = "60/1h", value_parser = parse_quota)]
+    pub job_rate_limit: RateLimitArg,
+
     /// Log lines as JSON instead of text.
     #[arg(long, env = "VERDICT_LOG_JSON")]
     pub log_json: bool,

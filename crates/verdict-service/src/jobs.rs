@@ -63,6 +63,28 @@ async fn enqueue(
     input: Option<Vec<u8>>,
     total: Option<i64>,
 ) -> Reply {
+    // The resource's own budget: 429 under every preset (seed-001's 429).
+    if let Some(quota) = st.config.job_rate_limit.0 {
+        let d = st
+            .resource_limits
+            .decide(&format!("jobs:{}", p.subject()), quota);
+        if !d.allowed {
+            let mut headers = http::HeaderMap::new();
+            d.apply(&mut headers);
+            let mut e = ApiError::resource_rate_limited(
+                verdict::headers::RetryAfter::from_duration(d.retry_after),
+                format!(
+                    "This token may start {} jobs per {} seconds; retry after the delay given.",
+                    quota.requests,
+                    quota.per.as_secs()
+                ),
+            );
+            for (name, value) in headers.iter() {
+                e = e.with_header(name.clone(), value.clone());
+            }
+            return Err(e.into());
+        }
+    }
     let now = now_ms();
     let job = JobRow {
         id: uuid::Uuid::now_v7().simple().to_string(),

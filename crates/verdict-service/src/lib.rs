@@ -74,6 +74,7 @@ pub async fn build(config: ServeArgs, storage: Arc<dyn Storage>) -> Result<Servi
         jobs: Default::default(),
         app: Arc::new(OnceLock::new()),
         idempotency_locks: Default::default(),
+        resource_limits: Default::default(),
     };
     let router = api::router(state.clone());
     jobs::spawn_worker(state.clone());

@@ -24,6 +24,8 @@ pub struct AppState {
     /// The whole service, for batch operations (set once it is built).
     pub app: Arc<OnceLock<Router>>,
     pub idempotency_locks: Arc<crate::records::KeyLocks>,
+    /// Budgets of resources (jobs started per token).
+    pub resource_limits: Arc<verdict::rate_limit::InMemoryStore>,
 }
 
 /// Compiled JSON Schemas, by collection and its `updated_at`.

@@ -373,6 +373,19 @@ impl ApiError {
         e
     }
 
+    /// 429 for a budget of one resource (jobs started per hour, say): unlike
+    /// [`rate_limited`](Self::rate_limited), never 420 under seed-001, whose
+    /// 429 is "the rate limit exhausted for the resource".
+    pub fn resource_rate_limited(
+        retry_after: RetryAfter,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::build(StatusCode::TOO_MANY_REQUESTS, detail)
+            .with_code("resource_rate_limited")
+            .with_title("Resource rate limited")
+            .header(RetryAfter::NAME, retry_after.header_value())
+    }
+
     /// 431: the request's headers are too large.
     pub fn header_fields_too_large(detail: impl Into<Cow<'static, str>>) -> Self {
         Self::build(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, detail)

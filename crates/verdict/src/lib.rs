@@ -63,6 +63,7 @@ pub mod preset;
 pub mod problems;
 pub mod rate_limit;
 pub mod request_id;
+pub mod request_limits;
 pub mod retired;
 mod route_table;
 pub mod stack;

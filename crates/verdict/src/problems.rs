@@ -50,6 +50,8 @@ pub const LIBRARY: &[ProblemType] = &[
         description: "The body is well-formed but breaks the rules; `errors` names each failing field by JSON Pointer." },
     ProblemType { code: "rate_limited", status: 429, title: "Rate limited",
         description: "The rate limit is used up (seed-001's preset answers 420). Wait the `Retry-After` seconds; `RateLimit-*` headers show the budget." },
+    ProblemType { code: "resource_rate_limited", status: 429, title: "Resource rate limited",
+        description: "The budget of this resource (jobs started, say) is used up for now. Wait the `Retry-After` seconds." },
     ProblemType { code: "retired_version", status: 410, title: "API version retired",
         description: "This API version was retired (seed-003's preset answers 426 with `Upgrade`). Move to the current version." },
     ProblemType { code: "unknown_method", status: 501, title: "Unknown method",

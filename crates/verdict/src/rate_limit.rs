@@ -310,3 +310,16 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod slow_quota_tests {
+    use super::*;
+
+    #[test]
+    fn long_windows_refuse_past_the_burst() {
+        let store = InMemoryStore::new();
+        let q = Quota::new(2, Duration::from_secs(3600));
+        let got: Vec<bool> = (0..3).map(|_| store.decide("k", q).allowed).collect();
+        assert_eq!(got, vec![true, true, false]);
+    }
+}

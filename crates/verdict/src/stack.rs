@@ -4,7 +4,7 @@
 //! When several things are wrong with one request, the first failure in this
 //! order answers (CONTRACT.md "Ordering when several things are wrong"):
 //!
-//! 501 unknown method -> 410/426 retired version -> 404 unknown path -> 405
+//! (414/431 oversized URI or headers ->) 501 unknown method -> 410/426 retired version -> 404 unknown path -> 405
 //! method not allowed -> 503 overload or maintenance -> 401 credentials -> 429
 //! rate limit -> 403 scope -> 406 Accept -> 415 Content-Type -> 413 size ->
 //! (the handler:) 400 syntax -> 404 missing resource -> 412/304 -> 422 -> 409.
@@ -48,6 +48,7 @@ use crate::panic::catch_panic_layer;
 use crate::preset::Preset;
 use crate::rate_limit::{Quota, RateLimitLayer, RateLimitStore};
 use crate::request_id;
+use crate::request_limits::RequestLimitsLayer;
 use crate::retired::RetiredLayer;
 
 /// The default largest JSON body: 1 MiB.
@@ -71,6 +72,7 @@ pub struct Contract {
     content_type: ContentTypeLayer,
     body_limit: BodyLimitLayer,
     etag: bool,
+    request_limits: RequestLimitsLayer,
 }
 
 impl Default for Contract {
@@ -99,6 +101,7 @@ impl Contract {
             content_type: ContentTypeLayer::new(),
             body_limit: BodyLimitLayer::new(DEFAULT_MAX_BODY),
             etag: true,
+            request_limits: RequestLimitsLayer::default(),
         }
     }
 
@@ -204,6 +207,12 @@ impl Contract {
         self
     }
 
+    /// The longest URI (414) and largest header section (431) taken.
+    pub fn request_limits(mut self, max_uri: usize, max_headers: usize) -> Self {
+        self.request_limits = RequestLimitsLayer::new(max_uri, max_headers);
+        self
+    }
+
     /// Whether GET responses get ETags and 304s from [`ETagLayer`] (default on).
     pub fn etag(mut self, on: bool) -> Self {
         self.etag = on;
@@ -275,6 +284,7 @@ impl Contract {
                     .realm(self.realm),
             )
             .layer(catch_panic_layer())
+            .layer(self.request_limits)
             .layer(MethodLayer::new())
             .option_layer(self.retired)
             .service(r);

@@ -187,3 +187,21 @@ async fn retired_versions_are_gone_or_need_an_upgrade() {
     let s = stack(Preset::standard());
     assert_eq!(req("GET", "/v0x").send(&s.app).await.status, 404);
 }
+
+#[tokio::test]
+async fn oversized_uris_and_header_sections_get_414_and_431_with_bodies() {
+    let s = stack(Preset::standard());
+    let long = format!("/items?x={}", "a".repeat(9000));
+    let r = req("GET", &long).send(&s.app).await;
+    assert_eq!(r.status, 414);
+    assert_error_shape(&r);
+    let mut big = req("GET", "/health");
+    for i in 0..40 {
+        big = big.header(&format!("x-filler-{i}"), &"v".repeat(1000));
+    }
+    let r = big.send(&s.app).await;
+    assert_eq!(r.status, 431);
+    assert_error_shape(&r);
+    let s = stack(Preset::by_name("seed-004").unwrap());
+    assert_eq!(req("GET", &long).send(&s.app).await.status, 400);
+}

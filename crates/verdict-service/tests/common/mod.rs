@@ -1,0 +1,238 @@
+//! A real server on a real socket (in this process, or the real binary), and
+//! an HTTP client for it.
+#![allow(dead_code)]
+
+pub mod tour;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use verdict_service::config::{Cli, Command};
+
+pub const ADMIN: &str = "test-admin-secret";
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// A server on 127.0.0.1, with a fresh data directory.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    client: HttpClient,
+    /// Every status this server answered through [`Server::send`] (for preset checks).
+    pub seen: Arc<Mutex<Vec<(String, u16)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Starts the service in this process with `extra` flags.
+pub async fn start(extra: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("verdict.db");
+    let mut argv = vec![
+        "verdict".to_string(),
+        "serve".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data".into(),
+        data.to_string_lossy().into_owned(),
+        "--admin-token".into(),
+        ADMIN.into(),
+        "--rate-limit".into(),
+        "off".into(),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command;
+    let storage = verdict_service::open_storage(&args.data).await.unwrap();
+    let service = verdict_service::build(args, storage).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = service.router;
+    let task = tokio::spawn(async move {
+        let _ = verdict_service::serve_on(listener, router).await;
+    });
+    Server {
+        addr,
+        dir,
+        client: client(),
+        seen: Arc::new(Mutex::new(Vec::new())),
+        task,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub bytes: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {} {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.bytes)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in {} {:?}", self.status, self.headers))
+            .to_str()
+            .unwrap()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// The contract's invariants of an error reply.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text());
+        assert_eq!(self.header("cache-control"), "no-store");
+        assert!(self.headers.contains_key("x-request-id"));
+        if let Some(h) = verdict::status::missing_header(self.status, &self.headers) {
+            panic!("{} lacks {h:?}", self.status);
+        }
+        if !self.bytes.is_empty() {
+            let body = self.json();
+            let got = body["code"]
+                .as_str()
+                .or(body["errors"][0]["code"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            assert_eq!(got, code, "{}", self.text());
+        }
+    }
+}
+
+pub struct Call<'a> {
+    server: &'a Server,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Server {
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn call(&self, method: &str, path: &str) -> Call<'_> {
+        Call {
+            server: self,
+            method: Method::from_bytes(method.as_bytes()).unwrap(),
+            path: path.to_string(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// An admin call.
+    pub fn admin(&self, method: &str, path: &str) -> Call<'_> {
+        self.call(method, path).token(ADMIN)
+    }
+
+    /// Makes a token with `body` (JSON) and returns its secret.
+    pub async fn token(&self, body: Value) -> String {
+        let r = self.admin("POST", "/v1/tokens").json(body).send().await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()["token"].as_str().unwrap().to_string()
+    }
+
+    /// Makes a collection.
+    pub async fn collection(&self, body: Value) {
+        let r = self
+            .admin("POST", "/v1/collections")
+            .json(body)
+            .send()
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+
+    /// Makes a record and returns its representation.
+    pub async fn record(&self, collection: &str, body: Value) -> Value {
+        let r = self
+            .admin("POST", &format!("/v1/collections/{collection}/records"))
+            .json(body)
+            .send()
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()
+    }
+
+    pub fn statuses(&self) -> Vec<(String, u16)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Call<'_> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn token(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn json(self, body: Value) -> Self {
+        self.header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+    }
+
+    pub fn merge_patch(self, body: Value) -> Self {
+        self.header("content-type", "application/merge-patch+json")
+            .body(serde_json::to_vec(&body).unwrap())
+    }
+
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub async fn send(self) -> Reply {
+        let uri = format!("http://{}{}", self.server.addr, self.path);
+        let mut req = Request::builder().method(self.method.clone()).uri(uri);
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        let req = req.body(Full::new(self.body)).unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(30), self.server.client.request(req))
+            .await
+            .expect("the server answers in time")
+            .expect("the request goes through");
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        self.server.seen.lock().unwrap().push((
+            format!("{} {}", self.method, self.path),
+            parts.status.as_u16(),
+        ));
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            bytes,
+        }
+    }
+}

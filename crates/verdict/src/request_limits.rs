@@ -1,0 +1,70 @@
+//! 414 URI Too Long and 431 Request Header Fields Too Large, as full error
+//! bodies, before anything else looks at the request.
+//!
+//! hyper has limits of its own (answered with an empty body, or a closed
+//! connection); these are lower, so a client that passes a sane limit gets the
+//! contract's answer.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use tower::Layer;
+//! use verdict::request_limits::RequestLimitsLayer;
+//!
+//! let routes: Router = Router::new().route("/", get(|| async { "ok" }));
+//! let app = Router::new().fallback_service(RequestLimitsLayer::new(8 * 1024, 32 * 1024).layer(routes));
+//! ```
+
+use axum::extract::Request;
+
+use crate::guard::{Guard, GuardLayer};
+use crate::ApiError;
+
+/// Layer refusing over-long URIs (414) and over-large header sections (431).
+pub type RequestLimitsLayer = GuardLayer<RequestLimitsGuard>;
+
+/// The check behind [`RequestLimitsLayer`].
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLimitsGuard {
+    max_uri: usize,
+    max_headers: usize,
+}
+
+impl RequestLimitsLayer {
+    /// URIs up to `max_uri` bytes, header sections (names and values) up to `max_headers`.
+    pub fn new(max_uri: usize, max_headers: usize) -> Self {
+        GuardLayer::from_guard(RequestLimitsGuard {
+            max_uri,
+            max_headers,
+        })
+    }
+}
+
+impl Default for RequestLimitsLayer {
+    /// 8 KiB URIs (RFC 9110 recommends supporting at least 8000 octets), 32 KiB of headers.
+    fn default() -> Self {
+        Self::new(8 * 1024, 32 * 1024)
+    }
+}
+
+impl Guard for RequestLimitsGuard {
+    type State = ();
+
+    async fn check(&self, req: &mut Request) -> Result<(), ApiError> {
+        let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+        if uri_len > self.max_uri {
+            return Err(ApiError::uri_too_long(self.max_uri));
+        }
+        let header_bytes: usize = req
+            .headers()
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum();
+        if header_bytes > self.max_headers {
+            return Err(ApiError::header_fields_too_large(format!(
+                "The request's headers take {header_bytes} bytes; the limit is {}.",
+                self.max_headers
+            )));
+        }
+        Ok(())
+    }
+}
