@@ -111,6 +111,13 @@ impl SqliteStorage {
             .run(&pool)
             .await
             .map_err(|e| StorageError::Internal(format!("migration failed: {e}")))?;
+        // One process owns an SQLite file: jobs still "running" were running in
+        // a process that died, so they go back to the queue at once instead of
+        // waiting out their lease.
+        sqlx::query("UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE state = 'running'")
+            .execute(&pool)
+            .await
+            .map_err(db_err)?;
         Ok(SqliteStorage { pool })
     }
 
