@@ -102,13 +102,14 @@ pub const OPERATIONS: &[Operation] = &[
 /// The Swagger UI page and assets `/docs` serves (from the `swagger-ui-dist`
 /// crate, which embeds them), with their media types.
 pub const DOC_ASSETS: &[(&str, &str)] = &[
-    ("/docs/", "text/html"),
-    ("/docs/swagger-ui.css", "text/css"),
-    ("/docs/swagger-ui-bundle.js", "text/javascript"),
-    ("/docs/swagger-ui.css.map", "application/json"),
-    ("/docs/swagger-ui-bundle.js.map", "application/json"),
-    ("/docs/oauth2-redirect.html", "text/html"),
-    ("/docs/oauth2-redirect.js", "text/javascript"),
+    ("/docs/swagger", "text/html"),
+    ("/docs/swagger/", "text/html"),
+    ("/docs/swagger/swagger-ui.css", "text/css"),
+    ("/docs/swagger/swagger-ui-bundle.js", "text/javascript"),
+    ("/docs/swagger/swagger-ui.css.map", "application/json"),
+    ("/docs/swagger/swagger-ui-bundle.js.map", "application/json"),
+    ("/docs/swagger/oauth2-redirect.html", "text/html"),
+    ("/docs/swagger/oauth2-redirect.js", "text/javascript"),
 ];
 
 /// The operation `method` on the routed `path`.
@@ -131,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/problems/{slug}", get(ops::problem))
+        .route("/docs", get(ops::docs))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route(
@@ -167,7 +169,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         .merge(swagger_ui_dist::generate_routes(
             swagger_ui_dist::ApiDefinition {
-                uri_prefix: "/docs",
+                uri_prefix: "/docs/swagger",
                 api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),
                 title: Some("Verdict API"),
             },

@@ -40,6 +40,37 @@ pub async fn metrics() -> impl IntoResponse {
     )
 }
 
+/// `GET /docs`: Swagger UI on `/openapi.json`, every asset served by this
+/// server; the online spec validator (Swagger UI's default) is off, so the
+/// page makes no request elsewhere.
+pub async fn docs() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        r##"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Verdict API</title>
+<link rel="stylesheet" href="/docs/swagger/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/swagger/swagger-ui-bundle.js"></script>
+<script>
+window.onload = () => {
+  window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", validatorUrl: null, deepLinking: true });
+};
+</script>
+</body>
+</html>
+"##,
+    )
+}
+
 /// `GET /openapi.json`.
 pub async fn openapi(State(st): State<AppState>) -> impl IntoResponse {
     axum::Json(crate::openapi::document(&st.preset))

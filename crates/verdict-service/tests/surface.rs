@@ -1,0 +1,284 @@
+//! The routes of the surface, one behaviour each, over a real socket.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn token_listings_never_show_secrets_and_revoked_tokens_get_401() {
+    let s = common::start(&[]).await;
+    let secret = s
+        .token(json!({"scopes": ["read"], "rate_limit": {"requests": 5, "per_seconds": 60}}))
+        .await;
+    let r = s.admin("GET", "/v1/tokens").send().await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let (id, secret_part) = secret.split_once('.').unwrap();
+    assert!(text.contains(id) && !text.contains(secret_part), "{text}");
+    assert!(!text.contains("hash"));
+    assert_eq!(
+        s.call("GET", "/v1/collections")
+            .token(&secret)
+            .send()
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        s.admin("DELETE", &format!("/v1/tokens/{id}"))
+            .send()
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        s.call("GET", "/v1/collections")
+            .token(&secret)
+            .send()
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        s.admin("DELETE", &format!("/v1/tokens/{id}"))
+            .send()
+            .await
+            .status,
+        404
+    );
+    let r = s
+        .admin("POST", "/v1/tokens")
+        .json(json!({"scopes": ["root"], "rate_limit": {"requests": 0, "per_seconds": 1}}))
+        .send()
+        .await;
+    r.assert_error(422, "validation_failed");
+    let body = r.json();
+    let ptrs: Vec<String> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ptrs, vec!["/scopes/0", "/rate_limit/requests"]);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_request() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "orders"})).await;
+    let send = |body: Value| {
+        s.admin("POST", "/v1/collections/orders/records")
+            .header("idempotency-key", "order-42")
+            .json(body)
+            .send()
+    };
+    let first = send(json!({"item": "book"})).await;
+    assert_eq!(first.status, 201);
+    let again = send(json!({"item": "book"})).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(again.json(), first.json());
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    let list = s
+        .admin("GET", "/v1/collections/orders/records")
+        .send()
+        .await;
+    assert_eq!(
+        list.json()["items"].as_array().unwrap().len(),
+        1,
+        "one record, not two"
+    );
+    send(json!({"item": "pen"}))
+        .await
+        .assert_error(422, "idempotency_key_reused");
+}
+
+#[tokio::test]
+async fn pages_follow_cursors_and_filters_and_serve_csv() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "people"})).await;
+    for i in 0..7 {
+        s.record("people", json!({"id": format!("p{i}"), "team": if i % 2 == 0 { "red" } else { "blue" }, "age": 20 + i})).await;
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/collections/people/records?limit=2&team=red".to_string();
+    loop {
+        let r = s.admin("GET", &path).send().await;
+        assert_eq!(r.status, 200);
+        for item in r.json()["items"].as_array().unwrap() {
+            assert_eq!(item["team"], "red");
+            seen.push(item["id"].as_str().unwrap().to_string());
+        }
+        match r.headers.get("link") {
+            Some(link) => {
+                let link = link.to_str().unwrap();
+                path = link[1..link.find('>').unwrap()].to_string();
+                assert!(r.json()["next_cursor"].is_string());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["p0", "p2", "p4", "p6"]);
+    let r = s
+        .admin("GET", "/v1/collections/people/records?age=23")
+        .send()
+        .await;
+    assert_eq!(
+        r.json()["items"][0]["id"],
+        "p3",
+        "numbers filter as numbers"
+    );
+    let r = s
+        .admin("GET", "/v1/collections/people/records?limit=2")
+        .header("accept", "text/csv")
+        .send()
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").starts_with("text/csv"));
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "id,created_at,updated_at,age,team");
+    assert!(lines[1].starts_with("p0,"));
+    assert_eq!(lines.len(), 3);
+    s.admin("GET", "/v1/collections/people/records?cursor=%%%")
+        .send()
+        .await
+        .assert_error(400, "invalid_query");
+    let head = s
+        .admin("HEAD", "/v1/collections/people/records/p1")
+        .send()
+        .await;
+    assert_eq!(head.status, 200);
+    assert!(head.bytes.is_empty() && head.headers.contains_key("etag"));
+}
+
+#[tokio::test]
+async fn collections_change_schema_and_unique_fields_and_delete_by_force() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "items"})).await;
+    s.record("items", json!({"id": "a", "sku": "1"})).await;
+    s.record("items", json!({"id": "b", "sku": "1"})).await;
+    // Making `sku` unique while two records share a value is a conflict.
+    let r = s
+        .admin("PATCH", "/v1/collections/items")
+        .merge_patch(json!({"unique": ["sku"]}))
+        .send()
+        .await;
+    r.assert_error(409, "unique_violation");
+    let r = s
+        .admin("PATCH", "/v1/collections/items")
+        .merge_patch(json!({"schema": {"type": "object", "required": ["sku"]}}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200);
+    s.admin("POST", "/v1/collections/items/records")
+        .json(json!({"name": "no sku"}))
+        .send()
+        .await
+        .assert_error(422, "validation_failed");
+    let r = s
+        .admin("PATCH", "/v1/collections/items")
+        .merge_patch(json!({"schema": {"type": 5}}))
+        .send()
+        .await;
+    r.assert_error(422, "validation_failed");
+    assert_eq!(r.json()["errors"][0]["pointer"], "/schema");
+    s.admin("DELETE", "/v1/collections/items")
+        .send()
+        .await
+        .assert_error(409, "collection_not_empty");
+    assert_eq!(
+        s.admin("DELETE", "/v1/collections/items?force=true")
+            .send()
+            .await
+            .status,
+        204
+    );
+    s.admin("GET", "/v1/collections/items")
+        .send()
+        .await
+        .assert_error(404, "collection_not_found");
+}
+
+#[tokio::test]
+async fn a_running_import_can_be_cancelled_and_then_not_again() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "bulk"})).await;
+    let ndjson: String = (0..20_000).map(|i| format!("{{\"n\": {i}}}\n")).collect();
+    let r = s
+        .admin("POST", "/v1/collections/bulk/imports")
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await;
+    assert_eq!(r.status, 202);
+    let job = r.header("location").to_string();
+    assert_eq!(s.admin("DELETE", &job).send().await.status, 204);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let state = s.admin("GET", &job).send().await;
+    assert_eq!(state.status, 200);
+    assert_eq!(state.json()["state"], "cancelled");
+    s.admin("DELETE", &job)
+        .send()
+        .await
+        .assert_error(409, "job_finished");
+    s.admin("GET", &format!("{job}/result"))
+        .send()
+        .await
+        .assert_error(404, "job_result_not_ready");
+    s.admin("GET", "/v1/jobs/nope")
+        .send()
+        .await
+        .assert_error(404, "job_not_found");
+}
+
+#[tokio::test]
+async fn operations_pages_are_served_offline() {
+    let s = common::start(&[]).await;
+    let _ = s.admin("GET", "/v1/collections").send().await;
+    let m = s.call("GET", "/metrics").send().await;
+    assert_eq!(m.status, 200);
+    assert!(
+        m.text().contains(
+            "http_requests_total{route=\"/v1/collections\",method=\"GET\",status=\"200\"}"
+        ),
+        "{}",
+        m.text()
+    );
+    assert!(m.text().contains("http_request_duration_seconds_bucket"));
+    let doc = s.call("GET", "/openapi.json").send().await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(
+        doc["paths"]["/v1/collections/{c}/records/{id}"]["put"]["responses"]["412"].is_object()
+    );
+    let p = s.call("GET", "/problems/record-not-found").send().await;
+    assert_eq!(p.json()["status"], 404);
+    s.call("GET", "/problems/no-such-thing")
+        .send()
+        .await
+        .assert_error(404, "problem_type_not_found");
+    let page = s.call("GET", "/docs").send().await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    for reference in html
+        .split(['"', '\''])
+        .filter(|t| t.starts_with("http") || t.starts_with("//"))
+    {
+        panic!("the docs page refers to another host: {reference}");
+    }
+    for asset in [
+        "/docs/swagger/swagger-ui-bundle.js",
+        "/docs/swagger/swagger-ui.css",
+    ] {
+        let r = s.call("GET", asset).send().await;
+        assert_eq!(r.status, 200, "{asset}");
+        assert!(r.bytes.len() > 10_000);
+    }
+    let m = s.admin("GET", "/v1/admin/maintenance").send().await;
+    assert_eq!(
+        m.json(),
+        json!({"enabled": false, "retry_after_seconds": null})
+    );
+}
