@@ -37,6 +37,9 @@ pub struct Operation {
     headers: BTreeMap<String, String>,
 }
 
+/// Headers an operation may not set: they come from the operation itself (ignored).
+const FRAMING: [&str; 3] = ["content-length", "transfer-encoding", "host"];
+
 /// Headers of an operation's answer worth returning.
 const KEPT: [HeaderName; 6] = [
     header::LOCATION,
@@ -74,11 +77,7 @@ fn check(batch: &Batch) -> Result<(), ApiError> {
             ));
         }
         for name in op.headers.keys() {
-            let bad = HeaderName::from_bytes(name.as_bytes()).is_err()
-                || name.eq_ignore_ascii_case("content-length")
-                || name.eq_ignore_ascii_case("transfer-encoding")
-                || name.eq_ignore_ascii_case("host");
-            if bad {
+            if HeaderName::from_bytes(name.as_bytes()).is_err() {
                 errors.push(FieldError::new(
                     format!(
                         "/operations/{i}/headers/{}",
@@ -89,7 +88,9 @@ fn check(batch: &Batch) -> Result<(), ApiError> {
             }
         }
         for (name, value) in &op.headers {
-            if HeaderValue::from_str(value).is_err() {
+            if !value.chars().all(|c| (' '..='~').contains(&c))
+                || HeaderValue::from_str(value).is_err()
+            {
                 errors.push(FieldError::new(
                     format!("/operations/{i}/headers/{name}"),
                     "must be visible ASCII",
@@ -159,6 +160,10 @@ pub async fn run(
             None => Body::empty(),
         };
         for (k, v) in &op.headers {
+            // Framing comes from the operation itself.
+            if FRAMING.iter().any(|f| k.eq_ignore_ascii_case(f)) {
+                continue;
+            }
             req = req.header(k.as_str(), v.as_str());
         }
         let request = req.body(body).map_err(ApiError::internal)?;

@@ -123,8 +123,7 @@ pub async fn resolve(st: &AppState, name: &str, uri: &Uri) -> Result<CollectionR
 pub struct NewCollection {
     name: String,
     schema: Option<Value>,
-    #[serde(default)]
-    unique: Vec<String>,
+    unique: Option<Vec<String>>,
 }
 
 /// Field rules shared by create and change: 422 with a pointer each.
@@ -153,7 +152,8 @@ fn check_definition(
     }
     if let Some(u) = unique {
         for (i, f) in u.iter().enumerate() {
-            if f.is_empty() || f.len() > 128 || crate::records::RESERVED.contains(&f.as_str()) {
+            let chars = f.chars().count();
+            if chars == 0 || chars > 128 || crate::records::RESERVED.contains(&f.as_str()) {
                 errors.push(FieldError::new(
                     format!("/unique/{i}"),
                     "must name a field of the records (not id, created_at or updated_at)",
@@ -170,12 +170,13 @@ fn check_definition(
 
 /// `POST /v1/collections`.
 pub async fn create(State(st): State<AppState>, Json(body): Json<NewCollection>) -> Reply {
-    check_definition(Some(&body.name), body.schema.as_ref(), Some(&body.unique))?;
+    let unique = body.unique.unwrap_or_default();
+    check_definition(Some(&body.name), body.schema.as_ref(), Some(&unique))?;
     let now = now_ms();
     let row = CollectionRow {
         name: body.name,
         schema: body.schema,
-        unique: body.unique,
+        unique,
         created_at: now,
         updated_at: now,
     };

@@ -13,6 +13,7 @@ pub mod collections;
 pub mod config;
 pub mod fail;
 pub mod fault;
+pub mod integer;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;

@@ -16,9 +16,10 @@ use verdict::{ErrorFormat, Preset, Situation};
 
 use crate::api::{Access, Operation, RequestBody, OPERATIONS};
 
-/// Statuses any operation may send: bad header or query, Accept, rate limit,
-/// failure, overload or maintenance, deadline.
-const EVERY_OPERATION: [u16; 6] = [400, 406, 429, 500, 503, 504];
+/// Statuses any operation may send: bad header or query, Accept, failure,
+/// overload or maintenance, deadline. (The rate limit's status is the
+/// preset's, added below.)
+const EVERY_OPERATION: [u16; 5] = [400, 406, 500, 503, 504];
 const WITH_CREDENTIALS: [u16; 2] = [401, 403];
 const WITH_BODY: [u16; 4] = [400, 413, 415, 422];
 
@@ -46,6 +47,8 @@ pub fn statuses(op: &Operation, preset: &Preset) -> BTreeSet<u16> {
 }
 
 fn schemas() -> Value {
+    let unique_field = json!({"type": "string", "minLength": 1, "maxLength": 128,
+        "not": {"enum": crate::records::RESERVED}});
     let field_errors = json!({"type": "array", "items": {"type": "object",
         "properties": {"pointer": {"type": "string"}, "detail": {"type": "string"}},
         "required": ["pointer", "detail"]}});
@@ -73,27 +76,32 @@ fn schemas() -> Value {
         "NewToken": {"type": "object", "additionalProperties": false, "required": ["scopes"],
             "properties": {
                 "scopes": {"type": "array", "minItems": 1, "items": {"enum": ["read", "write", "admin"]}},
-                "collections": {"type": "array", "items": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"}},
-                "rate_limit": {"type": "object", "additionalProperties": false, "required": ["requests", "per_seconds"],
+                "collections": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"}},
+                "rate_limit": {"type": ["object", "null"], "additionalProperties": false, "required": ["requests", "per_seconds"],
                     "properties": {"requests": {"type": "integer", "minimum": 1, "maximum": 4294967295u64},
                         "per_seconds": {"type": "integer", "minimum": 1, "maximum": 4294967295u64}}},
-                "write_quota": {"type": "integer", "minimum": 0, "maximum": 4294967295u64}}},
+                "write_quota": {"type": ["integer", "null"], "minimum": 0, "maximum": 4294967295u64}}},
         "NewCollection": {"type": "object", "additionalProperties": false, "required": ["name"],
             "properties": {"name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"},
-                "schema": {"type": ["object", "boolean"]},
-                "unique": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128}}}},
-        "CollectionPatch": {"type": "object", "additionalProperties": false,
-            "properties": {"name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"},
                 "schema": {"type": ["object", "boolean", "null"]},
-                "unique": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128}}}},
+                "unique": {"type": ["array", "null"], "items": unique_field.clone()}}},
+        "CollectionPatch": {"type": "object", "additionalProperties": false,
+            "properties": {"name": {"type": ["string", "null"], "pattern": "^[a-z][a-z0-9_-]{0,63}$"},
+                "schema": {"type": ["object", "boolean", "null"]},
+                "unique": {"type": ["array", "null"], "items": unique_field.clone()}}},
         "Batch": {"type": "object", "additionalProperties": false, "required": ["operations"],
             "properties": {"operations": {"type": "array", "minItems": 1, "maxItems": 100, "items": {
                 "type": "object", "additionalProperties": false, "required": ["method", "path"],
-                "properties": {"method": {"type": "string"}, "path": {"type": "string"},
-                    "body": {}, "headers": {"type": "object", "additionalProperties": {"type": "string"}}}}}}},
+                "properties": {
+                    "method": {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},
+                    "path": {"type": "string", "pattern": "^/[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*$", "not": {"pattern": "^/v1/batch"}},
+                    "body": {},
+                    "headers": {"type": "object",
+                        "propertyNames": {"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},
+                        "additionalProperties": {"type": "string", "pattern": "^[ -~]*$"}}}}}}},
         "Maintenance": {"type": "object", "additionalProperties": false, "required": ["enabled"],
             "properties": {"enabled": {"type": "boolean"},
-                "retry_after_seconds": {"type": "integer", "minimum": 1, "maximum": 31536000}}},
+                "retry_after_seconds": {"type": ["integer", "null"], "minimum": 1, "maximum": 31536000}}},
     })
 }
 
@@ -156,6 +164,9 @@ fn response(op: &Operation, code: u16) -> Value {
     if !headers.is_empty() {
         r.insert("headers".into(), Value::Object(headers));
     }
+    if let Some(l) = links(op, code) {
+        r.insert("links".into(), l);
+    }
     Value::Object(r)
 }
 
@@ -163,26 +174,99 @@ fn parameters(op: &Operation) -> Vec<Value> {
     let mut ps = Vec::new();
     for seg in op.path.split('/') {
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            ps.push(
-                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}),
-            );
+            let schema = if name == "slug" {
+                json!({"type": "string", "enum": problem_slugs()})
+            } else {
+                json!({"type": "string"})
+            };
+            ps.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
         }
     }
     match op.id {
         "list_records" => {
             ps.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}));
-            ps.push(json!({"name": "cursor", "in": "query", "schema": {"type": "string"}}));
+            ps.push(json!({"name": "cursor", "in": "query", "description": "`next_cursor` of the previous page",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}}));
         }
         "lookup" => ps.push(json!({"name": "match", "in": "query", "required": true,
             "description": "exactly one `field=value`", "style": "form", "explode": true,
             "schema": {"type": "object", "minProperties": 1, "maxProperties": 1,
                 "propertyNames": {"pattern": "^[A-Za-z0-9_-]{1,128}$"},
                 "additionalProperties": {"type": "string"}}})),
-        "delete_collection" => ps.push(json!({"name": "force", "in": "query", "schema": {"enum": ["true", "false"]}})),
-        "create_record" => ps.push(json!({"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255}})),
+        "delete_collection" => {
+            ps.push(json!({"name": "force", "in": "query", "schema": {"enum": ["true", "false"]}}))
+        }
+        "create_record" => ps.push(json!({"name": "Idempotency-Key", "in": "header",
+            "schema": {"type": "string", "pattern": "^[!-~][ -~]{0,253}[!-~]$|^[!-~]$"}})),
         _ => {}
     }
     ps
+}
+
+/// Every documented problem type's slug.
+fn problem_slugs() -> Vec<String> {
+    let mut codes: Vec<&str> = crate::ops::SERVICE_PROBLEMS
+        .iter()
+        .chain(verdict::problems::LIBRARY)
+        .map(|p| p.code)
+        .chain(
+            status::CATALOG
+                .iter()
+                .filter(|e| e.code >= 400)
+                .map(|e| e.default_code),
+        )
+        .collect();
+    codes.sort();
+    codes.dedup();
+    codes.into_iter().map(verdict::format::slug).collect()
+}
+
+/// OpenAPI links: where the values a response carries lead, so a client (or
+/// Schemathesis's stateful phase) can go from a created resource to its operations.
+fn links(op: &Operation, code: u16) -> Option<Value> {
+    let to = |ids: &[&str], params: Value| -> Value {
+        let mut m = Map::new();
+        for id in ids {
+            m.insert(
+                id.to_string(),
+                json!({"operationId": id, "parameters": params.clone()}),
+            );
+        }
+        Value::Object(m)
+    };
+    let collection = json!({"c": "$response.body#/name"});
+    let record = json!({"c": "$request.path.c", "id": "$response.body#/id"});
+    let job = json!({"id": "$response.body#/id"});
+    Some(match (op.id, code) {
+        ("create_collection", 200 | 201) => to(
+            &[
+                "get_collection",
+                "change_collection",
+                "delete_collection",
+                "list_records",
+                "create_record",
+                "export",
+                "import",
+            ],
+            collection,
+        ),
+        ("create_record", 200 | 201) => to(
+            &[
+                "get_record",
+                "replace_record",
+                "patch_record",
+                "delete_record",
+            ],
+            record,
+        ),
+        ("export" | "import", 200 | 202) => to(&["get_job", "cancel_job", "job_result"], job),
+        ("create_token", 200 | 201) => to(&["revoke_token"], job),
+        ("get_job", 200 | 303) => to(
+            &["job_result", "cancel_job"],
+            json!({"id": "$request.path.id"}),
+        ),
+        _ => return None,
+    })
 }
 
 fn request_body(op: &Operation) -> Option<Value> {
@@ -196,7 +280,11 @@ fn request_body(op: &Operation) -> Option<Value> {
             "application/merge-patch+json",
             json!({"$ref": format!("#/components/schemas/{s}")}),
         ),
-        RequestBody::Ndjson => ("application/x-ndjson", json!({"type": "string"})),
+        // Any body is accepted (202); the job's result names each bad line.
+        RequestBody::Ndjson => (
+            "application/x-ndjson",
+            json!({"description": "One JSON object a line; each line becomes a record."}),
+        ),
     };
     Some(
         json!({"required": op.body != RequestBody::Ndjson, "content": {media: {"schema": schema}}}),

@@ -104,7 +104,7 @@ pub const SERVICE_PROBLEMS: &[ProblemType] = &[
         description: "The token is limited to some collections, and this is not one of them." },
     ProblemType { code: "write_quota_exceeded", status: 403, title: "Write quota exceeded",
         description: "The token's daily write quota (update limit) is used up; it renews at 00:00 UTC." },
-    ProblemType { code: "idempotency_key_reused", status: 422, title: "Idempotency key reused",
+    ProblemType { code: "idempotency_key_reused", status: 409, title: "Idempotency key reused",
         description: "The Idempotency-Key was first used with another request. Use a new key for a new request." },
     ProblemType { code: "storage_unavailable", status: 503, title: "Storage unavailable",
         description: "The storage cannot be reached. Retry after `Retry-After` seconds." },
@@ -133,6 +133,7 @@ pub async fn problem(Path(slug): Path<String>) -> Reply {
 #[serde(deny_unknown_fields)]
 pub struct Maintenance {
     enabled: bool,
+    #[serde(default, deserialize_with = "crate::integer::opt_u64")]
     retry_after_seconds: Option<u64>,
 }
 
@@ -150,6 +151,15 @@ pub async fn get_maintenance(State(st): State<AppState>) -> Reply {
 
 /// `PUT /v1/admin/maintenance`.
 pub async fn set_maintenance(State(st): State<AppState>, Json(body): Json<Maintenance>) -> Reply {
+    if body.retry_after_seconds == Some(0) {
+        return Err(
+            verdict::ApiError::validation_failed(vec![verdict::FieldError::new(
+                "/retry_after_seconds",
+                "must be at least 1",
+            )])
+            .into(),
+        );
+    }
     if body.enabled {
         st.maintenance
             .enable(body.retry_after_seconds.unwrap_or(60));

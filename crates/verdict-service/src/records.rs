@@ -164,11 +164,14 @@ pub async fn create(
     let _held = lock.lock().await;
     if let Some(stored) = st.storage.get_idempotent(p.subject(), &key).await? {
         if stored.fingerprint != fingerprint {
-            return Err(ApiError::validation_failed(vec![])
-                .with_code("idempotency_key_reused")
-                .with_title("Idempotency key reused")
-                .with_detail("This Idempotency-Key was used for a different request.")
-                .into());
+            // 409, not the IETF draft's 422: the request itself is valid; it
+            // conflicts with what the key already stands for.
+            return Err(ApiError::conflict(
+                "This Idempotency-Key was first used for a different request; use a new key.",
+            )
+            .with_code("idempotency_key_reused")
+            .with_title("Idempotency key reused")
+            .into());
         }
         return Ok(replay(stored));
     }
@@ -436,17 +439,14 @@ fn parse_list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
                     })?;
             }
             "cursor" => {
-                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(v.as_bytes())
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| {
-                        ApiError::invalid_query(
-                            "cursor",
-                            "must be a `next_cursor` from an earlier page",
-                        )
-                    })?;
-                q.after = Some(raw);
+                // The cursor is the last id of the previous page: any id is a position.
+                if !valid_id(&v) {
+                    return Err(ApiError::invalid_query(
+                        "cursor",
+                        "must be a `next_cursor` from an earlier page",
+                    ));
+                }
+                q.after = Some(v);
             }
             field if field_name_ok(field) => q.filters.push(Filter {
                 field: field.to_string(),
@@ -484,8 +484,7 @@ pub async fn list(
         .await?;
     let next = if rows.len() > q.limit as usize {
         rows.truncate(q.limit as usize);
-        rows.last()
-            .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.id.as_bytes()))
+        rows.last().map(|r| r.id.clone())
     } else {
         None
     };

@@ -149,13 +149,16 @@ pub struct NewToken {
     scopes: Vec<String>,
     collections: Option<Vec<String>>,
     rate_limit: Option<NewRateLimit>,
+    #[serde(default, deserialize_with = "crate::integer::opt_u32")]
     write_quota: Option<u32>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewRateLimit {
+    #[serde(deserialize_with = "crate::integer::u32")]
     requests: u32,
+    #[serde(deserialize_with = "crate::integer::u32")]
     per_seconds: u32,
 }
 

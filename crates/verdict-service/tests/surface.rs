@@ -92,7 +92,7 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_request
     );
     send(json!({"item": "pen"}))
         .await
-        .assert_error(422, "idempotency_key_reused");
+        .assert_error(409, "idempotency_key_reused");
 }
 
 #[tokio::test]

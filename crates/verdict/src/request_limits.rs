@@ -11,7 +11,7 @@
 //! use verdict::request_limits::RequestLimitsLayer;
 //!
 //! let routes: Router = Router::new().route("/", get(|| async { "ok" }));
-//! let app = Router::new().fallback_service(RequestLimitsLayer::new(8 * 1024, 32 * 1024).layer(routes));
+//! let app: Router = Router::new().fallback_service(RequestLimitsLayer::new(8 * 1024, 32 * 1024).layer(routes));
 //! ```
 
 use axum::extract::Request;
