@@ -42,7 +42,12 @@ fn db_err(e: sqlx::Error) -> StorageError {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             StorageError::Unavailable(e.to_string())
         }
-        sqlx::Error::Database(d) if d.message().contains("database is locked") => {
+        // Busy, or the disk is full: the transaction was rolled back whole;
+        // a retry later may succeed (503), it is not a bug (500).
+        sqlx::Error::Database(d)
+            if d.message().contains("database is locked")
+                || d.message().contains("disk is full") =>
+        {
             StorageError::Unavailable(e.to_string())
         }
         _ => StorageError::Internal(e.to_string()),
