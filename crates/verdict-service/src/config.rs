@@ -30,7 +30,7 @@ pub struct ServeArgs {
     #[arg(long, env = "VERDICT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Storage: a SQLite file path (or `sqlite:` URL).
+    /// Storage: a SQLite file path (or `sqlite:` URL), or `postgres://...`.
     #[arg(
         long,
         env = "VERDICT_DATA",

@@ -38,17 +38,19 @@ use crate::storage::{Storage, StorageError};
 
 /// Opens the storage `--data` names.
 pub async fn open_storage(data: &str) -> Result<Arc<dyn Storage>, StorageError> {
-    let storage = if data.starts_with("sqlite:") {
-        SqliteStorage::open_url(data).await?
+    let storage: Arc<dyn Storage> = if data.starts_with("sqlite:") {
+        Arc::new(SqliteStorage::open_url(data).await?)
+    } else if data.starts_with("postgres://") || data.starts_with("postgresql://") {
+        Arc::new(crate::storage::pg::PgStorage::open(data).await?)
     } else if data.contains("://") {
         return Err(StorageError::Unavailable(format!(
-            "unsupported --data URL scheme in `{}` (this build supports SQLite paths and sqlite: URLs)",
+            "unsupported --data URL scheme in `{}` (expected a SQLite path, sqlite: or postgres:)",
             data.split("://").next().unwrap_or("")
         )));
     } else {
-        SqliteStorage::open(Path::new(data)).await?
+        Arc::new(SqliteStorage::open(Path::new(data)).await?)
     };
-    Ok(Arc::new(storage))
+    Ok(storage)
 }
 
 /// A running service: its state and router (the job worker already started).

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +17,7 @@ struct Binary {
 }
 
 /// Starts `verdict serve` on a free port with `data`; waits until it listens.
-async fn start(data: &Path) -> Binary {
+async fn start(data: &str) -> Binary {
     let mut child = Command::new(env!("CARGO_BIN_EXE_verdict"))
         .args([
             "serve",
@@ -79,7 +78,7 @@ async fn send(base: &str, method: &str, path: &str, body: Option<Value>) -> Opti
 #[tokio::test]
 async fn acknowledged_creates_survive_sigkill_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("verdict.db");
+    let data = common::fresh_data(dir.path()).await;
     let mut server = start(&data).await;
     let (s, _) = send(
         &server.base,
@@ -169,7 +168,7 @@ async fn acknowledged_creates_survive_sigkill_intact() {
 #[tokio::test]
 async fn an_import_running_at_sigkill_finishes_after_the_restart_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("verdict.db");
+    let data = common::fresh_data(dir.path()).await;
     let mut server = start(&data).await;
     let (s, _) = send(
         &server.base,

@@ -1,6 +1,8 @@
 //! The README's curl tour, run as written against the real binary, so it
 //! cannot go stale: 201, 201, 304, 412, 422, then 200, 200, 429.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ async fn the_readme_curl_tour_shows_201_304_412_422_and_429() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let data = common::fresh_data(dir.path()).await;
     let mut server = Command::new(env!("CARGO_BIN_EXE_verdict"))
         .args([
             "serve",
@@ -43,7 +46,7 @@ async fn the_readme_curl_tour_shows_201_304_412_422_and_429() {
             "readme-admin",
         ])
         .arg("--data")
-        .arg(dir.path().join("verdict.db"))
+        .arg(&data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)

@@ -6,6 +6,7 @@
 //! write that raced another one loses with [`StorageError::VersionMismatch`]
 //! instead of overwriting it.
 
+pub mod pg;
 pub mod sqlite;
 
 use std::fmt;

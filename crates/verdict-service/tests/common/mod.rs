@@ -41,17 +41,54 @@ pub fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// The PostgreSQL server tests use (trust auth on the CI machine).
+pub fn postgres_admin_url() -> String {
+    std::env::var("VERDICT_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Whether this run tests the PostgreSQL backend (`VERDICT_TEST_STORAGE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("VERDICT_TEST_STORAGE").is_ok_and(|v| v == "postgres")
+}
+
+/// A fresh, empty PostgreSQL database; its URL.
+pub async fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed: {e}"));
+    let name = format!("verdict_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+/// `--data` for a new server: a SQLite file in `dir`, or a fresh PostgreSQL
+/// database when this run tests PostgreSQL.
+pub async fn fresh_data(dir: &std::path::Path) -> String {
+    if on_postgres() {
+        fresh_postgres().await
+    } else {
+        dir.join("verdict.db").to_string_lossy().into_owned()
+    }
+}
+
 /// Starts the service in this process with `extra` flags.
 pub async fn start(extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("verdict.db");
+    let data = fresh_data(dir.path()).await;
     let mut argv = vec![
         "verdict".to_string(),
         "serve".into(),
         "--listen".into(),
         "127.0.0.1:0".into(),
         "--data".into(),
-        data.to_string_lossy().into_owned(),
+        data,
         "--admin-token".into(),
         ADMIN.into(),
         "--rate-limit".into(),
