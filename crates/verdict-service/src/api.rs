@@ -8,7 +8,6 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 use http::Method;
 use verdict::headers::Upgrade;
-use verdict::rate_limit::InMemoryStore;
 use verdict::Contract;
 
 use crate::state::AppState;
@@ -191,10 +190,13 @@ pub fn router(state: AppState) -> Router {
         storage: state.storage.clone(),
     }))
     .authorize(Arc::new(authz::ServiceAuthorizer {
-        quotas: state.quotas.clone(),
+        shared: state.shared.clone(),
         realm: REALM.to_string(),
     }))
-    .rate_limit(Arc::new(InMemoryStore::new()), config.rate_limit.0)
+    .rate_limit(
+        Arc::new(crate::shared::SharedLimits(state.shared.clone())),
+        config.rate_limit.0,
+    )
     .max_in_flight(config.max_in_flight)
     .timeout(config.request_timeout)
     .maintenance(state.maintenance.clone())

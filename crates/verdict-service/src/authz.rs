@@ -58,12 +58,12 @@ pub fn collection_of(path: &str) -> Option<&str> {
 
 /// The service's authorizer.
 pub struct ServiceAuthorizer {
-    pub quotas: std::sync::Arc<WriteQuotas>,
+    pub shared: std::sync::Arc<crate::shared::Shared>,
     pub realm: String,
 }
 
 impl ServiceAuthorizer {
-    fn check(&self, principal: &Principal, request: &Parts) -> Result<(), ApiError> {
+    async fn check(&self, principal: &Principal, request: &Parts) -> Result<(), ApiError> {
         let path = request.uri.path();
         // The scope is the operation's (by its routed path), else the method's.
         let routed = request
@@ -114,10 +114,11 @@ impl ServiceAuthorizer {
             }),
         ) = (is_write, grants)
         {
-            if !self
-                .quotas
-                .spend(principal.subject(), *quota, crate::time::now_ms())
-            {
+            let spent = self
+                .shared
+                .spend_write(principal.subject(), *quota, crate::time::now_ms())
+                .await?;
+            if !spent {
                 return Err(ApiError::forbidden(format!(
                     "This token's daily write quota of {quota} is used up; it renews at 00:00 UTC."
                 ))
@@ -135,8 +136,7 @@ impl Authorizer for ServiceAuthorizer {
         principal: &'a Principal,
         request: &'a Parts,
     ) -> BoxFuture<'a, Result<(), ApiError>> {
-        let verdict = self.check(principal, request);
-        Box::pin(async move { verdict })
+        Box::pin(self.check(principal, request))
     }
 }
 

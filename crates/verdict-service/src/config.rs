@@ -84,6 +84,25 @@ pub struct ServeArgs {
     #[arg(long, env = "VERDICT_JOB_RATE_LIMIT", default_value = "60/1h", value_parser = parse_quota)]
     pub job_rate_limit: RateLimitArg,
 
+    /// Share rate limits, write quotas, idempotency locks and maintenance mode
+    /// with other instances through Redis (`redis://127.0.0.1:6379`).
+    #[arg(long, env = "VERDICT_SHARED")]
+    pub shared: Option<String>,
+
+    /// When Redis is unreachable: `fail` (503 with Retry-After) or `local`
+    /// (this instance's own limits, with a warning).
+    #[arg(
+        long,
+        env = "VERDICT_SHARED_UNAVAILABLE",
+        value_enum,
+        default_value = "fail"
+    )]
+    pub shared_unavailable: crate::shared::WhenUnavailable,
+
+    /// Prefix of the keys in Redis (several services may share one Redis).
+    #[arg(long, env = "VERDICT_SHARED_PREFIX", default_value = "verdict")]
+    pub shared_prefix: String,
+
     /// Log lines as JSON instead of text.
     #[arg(long, env = "VERDICT_LOG_JSON")]
     pub log_json: bool,

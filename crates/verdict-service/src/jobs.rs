@@ -66,8 +66,9 @@ async fn enqueue(
     // The resource's own budget: 429 under every preset (seed-001's 429).
     if let Some(quota) = st.config.job_rate_limit.0 {
         let d = st
-            .resource_limits
-            .decide(&format!("jobs:{}", p.subject()), quota);
+            .shared
+            .rate(&format!("jobs:{}", p.subject()), quota)
+            .await?;
         if !d.allowed {
             let mut headers = http::HeaderMap::new();
             d.apply(&mut headers);

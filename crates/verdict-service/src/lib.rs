@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod records;
+pub mod shared;
 pub mod state;
 pub mod storage;
 pub mod time;
@@ -67,20 +68,26 @@ pub async fn build(config: ServeArgs, storage: Arc<dyn Storage>) -> Result<Servi
     metrics::handle();
     let generated_admin_token =
         tokens::bootstrap(storage.as_ref(), config.admin_token.as_deref()).await?;
+    let shared = match &config.shared {
+        Some(url) => Arc::new(
+            shared::Shared::redis(url, &config.shared_prefix, config.shared_unavailable)
+                .map_err(StorageError::Unavailable)?,
+        ),
+        None => Arc::new(shared::Shared::local()),
+    };
     let state = AppState {
+        shared,
         storage,
         preset: config.preset.clone(),
         config: Arc::new(config),
         maintenance: Default::default(),
-        quotas: Default::default(),
         schemas: Default::default(),
         jobs: Default::default(),
         app: Arc::new(OnceLock::new()),
-        idempotency_locks: Default::default(),
-        resource_limits: Default::default(),
     };
     let router = api::router(state.clone());
     jobs::spawn_worker(state.clone());
+    shared::spawn_maintenance_follower(state.shared.clone(), state.maintenance.clone());
     Ok(Service {
         state,
         router,

@@ -160,10 +160,13 @@ pub async fn set_maintenance(State(st): State<AppState>, Json(body): Json<Mainte
             .into(),
         );
     }
+    // Every instance follows the shared state within a second; this one at once.
     if body.enabled {
-        st.maintenance
-            .enable(body.retry_after_seconds.unwrap_or(60));
+        let seconds = body.retry_after_seconds.unwrap_or(60);
+        st.shared.set_maintenance(Some(seconds)).await?;
+        st.maintenance.enable(seconds);
     } else {
+        st.shared.set_maintenance(None).await?;
         st.maintenance.disable();
     }
     Ok(axum::Json(maintenance_json(&st)).into_response())

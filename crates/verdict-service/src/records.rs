@@ -122,7 +122,8 @@ pub struct KeyLocks {
 }
 
 impl KeyLocks {
-    fn get(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// The lock of `key`.
+    pub fn get(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut m = self.locks.lock().expect("not poisoned");
         if m.len() > 10_000 {
             m.retain(|_, l| Arc::strong_count(l) > 1);
@@ -158,10 +159,8 @@ pub async fn create(
         h.update(&body);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
     };
-    let lock = st
-        .idempotency_locks
-        .get(&format!("{}\n{}", p.subject(), key));
-    let _held = lock.lock().await;
+    // Concurrent retries (on any instance) wait for the first.
+    let _held = st.shared.lock(&format!("{}:{}", p.subject(), key)).await?;
     if let Some(stored) = st.storage.get_idempotent(p.subject(), &key).await? {
         if stored.fingerprint != fingerprint {
             // 409, not the IETF draft's 422: the request itself is valid; it

@@ -18,14 +18,12 @@ pub struct AppState {
     pub config: Arc<ServeArgs>,
     pub preset: Preset,
     pub maintenance: MaintenanceSwitch,
-    pub quotas: Arc<crate::authz::WriteQuotas>,
+    /// Limits, quotas, locks and maintenance, shared across instances with `--shared`.
+    pub shared: Arc<crate::shared::Shared>,
     pub schemas: Arc<SchemaCache>,
     pub jobs: Arc<tokio::sync::Notify>,
     /// The whole service, for batch operations (set once it is built).
     pub app: Arc<OnceLock<Router>>,
-    pub idempotency_locks: Arc<crate::records::KeyLocks>,
-    /// Budgets of resources (jobs started per token).
-    pub resource_limits: Arc<verdict::rate_limit::InMemoryStore>,
 }
 
 /// Compiled JSON Schemas, by collection and its `updated_at`.

@@ -82,6 +82,11 @@ pub async fn fresh_data(dir: &std::path::Path) -> String {
 pub async fn start(extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let data = fresh_data(dir.path()).await;
+    start_on(dir, data, extra).await
+}
+
+/// Starts the service in this process on `data` (which instances may share).
+pub async fn start_on(dir: tempfile::TempDir, data: String, extra: &[&str]) -> Server {
     let mut argv = vec![
         "verdict".to_string(),
         "serve".into(),
@@ -91,9 +96,10 @@ pub async fn start(extra: &[&str]) -> Server {
         data,
         "--admin-token".into(),
         ADMIN.into(),
-        "--rate-limit".into(),
-        "off".into(),
     ];
+    if !extra.contains(&"--rate-limit") {
+        argv.extend(["--rate-limit".to_string(), "off".to_string()]);
+    }
     argv.extend(extra.iter().map(|s| s.to_string()));
     let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command;
     let storage = verdict_service::open_storage(&args.data).await.unwrap();
@@ -271,5 +277,89 @@ impl Call<'_> {
             headers: parts.headers,
             bytes,
         }
+    }
+}
+
+/// Whether PostgreSQL and Redis answer; without them (and without `CI`) the
+/// scale-out tests skip, saying so; under `CI` they must run.
+pub async fn postgres_and_redis_or_skip(test: &str) -> bool {
+    let pg = tokio::net::TcpStream::connect("127.0.0.1:5432")
+        .await
+        .is_ok();
+    let redis = tokio::net::TcpStream::connect("127.0.0.1:6379")
+        .await
+        .is_ok();
+    if pg && redis {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "{test}: PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are needed under CI"
+        );
+    }
+    eprintln!("skipping {test}: PostgreSQL or Redis is not reachable on 127.0.0.1 (set CI=true to require them)");
+    false
+}
+
+/// A TCP proxy the test can cut and restore, standing for a server that goes away.
+pub struct Proxy {
+    pub port: u16,
+    target: SocketAddr,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    pub async fn start(target: &str) -> Proxy {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        drop(socket);
+        let p = Proxy {
+            port,
+            target: target.parse().unwrap(),
+            tasks: Arc::default(),
+        };
+        p.up();
+        p
+    }
+
+    /// Accepts and forwards connections.
+    pub fn up(&self) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], self.port)))
+            .unwrap();
+        let listener = socket.listen(128).unwrap();
+        let target = self.target;
+        let tasks = self.tasks.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(conn);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Closes the port and every connection through it.
+    pub fn down(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.down();
     }
 }
