@@ -82,7 +82,7 @@ pub const OPERATIONS: &[Operation] = &[
     op!("PATCH" "/v1/collections/{c}" "change_collection", "Rename a collection or change its schema", Scope("write"), ok [200, 302], err [404, 409, 412], B::MergePatch("CollectionPatch")),
     op!("DELETE" "/v1/collections/{c}" "delete_collection", "Delete a collection (409 if not empty, unless ?force=true)", Scope("write"), ok [204, 302], err [404, 409], B::None),
     op!("GET" "/v1/collections/{c}/records" "list_records", "A page of records", Scope("read"), ok [200, 302, 304], err [404], B::None, &["application/json", "text/csv"]),
-    op!("POST" "/v1/collections/{c}/records" "create_record", "Create a record", Scope("write"), ok [201, 302], err [404, 409], B::Json("RecordData")),
+    op!("POST" "/v1/collections/{c}/records" "create_record", "Create a record", Scope("write"), ok [201, 302], err [404, 409], B::Json("NewRecord")),
     op!("GET" "/v1/collections/{c}/records/{id}" "get_record", "Read a record", Scope("read"), ok [200, 302, 304], err [404], B::None),
     op!("PUT" "/v1/collections/{c}/records/{id}" "replace_record", "Replace a record", Scope("write"), ok [200, 302], err [404, 409, 412], B::Json("RecordData")),
     op!("PATCH" "/v1/collections/{c}/records/{id}" "patch_record", "Merge-patch a record (RFC 7396)", Scope("write"), ok [200, 302], err [404, 409, 412], B::MergePatch("RecordData")),

@@ -71,7 +71,10 @@ fn schemas() -> Value {
         "Record": {"type": "object", "required": ["id", "created_at", "updated_at"],
             "properties": {"id": {"type": "string"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"}},
             "additionalProperties": true},
-        "RecordData": {"type": "object", "description": "The record's fields; `id` may be given on create.",
+        "RecordData": {"type": "object", "description": "The record's fields (`id`, `created_at` and `updated_at` are ignored).",
+            "additionalProperties": true},
+        "NewRecord": {"type": "object", "description": "The record's fields, and optionally its `id`.",
+            "properties": {"id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}},
             "additionalProperties": true},
         "NewToken": {"type": "object", "additionalProperties": false, "required": ["scopes"],
             "properties": {

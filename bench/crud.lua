@@ -1,0 +1,63 @@
+-- One wrk script for every system: the operation and the URL shapes come from
+-- the environment, so Verdict, PocketBase and json-server get the same requests.
+--   OP       get_one | get_page | post | patch | post_delete
+--   ITEM     path of one record, with %s for its id   (/v1/collections/books/records/%s)
+--   LIST     path of the collection                   (/v1/collections/books/records)
+--   PAGE     query of a 20-record page                (?limit=20)
+--   PATCH_CT content type of a patch                  (application/merge-patch+json)
+--   AUTH     Authorization header value, or empty
+--   SEEDED   how many seeded records (ids s00000000000000 ...)
+local op = os.getenv("OP")
+local item = os.getenv("ITEM")
+local list = os.getenv("LIST")
+local page = os.getenv("PAGE") or ""
+local patch_ct = os.getenv("PATCH_CT") or "application/json"
+local auth = os.getenv("AUTH") or ""
+local seeded = tonumber(os.getenv("SEEDED") or "1000")
+
+local threads = {}
+local counter = 0
+local tid = 0
+local pending = nil
+
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+
+local function headers(ct)
+  local h = {}
+  if auth ~= "" then h["Authorization"] = auth end
+  if ct then h["Content-Type"] = ct end
+  return h
+end
+
+local function seeded_id(n)
+  return string.format("s%014d", n % seeded)
+end
+
+function request()
+  counter = counter + 1
+  if op == "get_one" then
+    return wrk.format("GET", string.format(item, seeded_id(counter * 7919)), headers())
+  elseif op == "get_page" then
+    return wrk.format("GET", list .. page, headers())
+  elseif op == "post" then
+    local id = string.format("p%02d%012d", tid, counter)
+    return wrk.format("POST", list, headers("application/json"),
+      string.format('{"id":"%s","title":"Bench","n":%d}', id, counter))
+  elseif op == "patch" then
+    return wrk.format("PATCH", string.format(item, seeded_id(counter * 31)), headers(patch_ct),
+      string.format('{"n":%d}', counter))
+  elseif op == "post_delete" then
+    if pending then
+      local id = pending
+      pending = nil
+      return wrk.format("DELETE", string.format(item, id), headers())
+    end
+    local id = string.format("d%02d%012d", tid, counter)
+    pending = id
+    return wrk.format("POST", list, headers("application/json"),
+      string.format('{"id":"%s","title":"Bench","n":%d}', id, counter))
+  end
+end

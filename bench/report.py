@@ -1,0 +1,236 @@
+"""Parses wrk's output and writes BENCHMARKS.md (used by bench/run.sh).
+
+    python3 bench/report.py parse NAME ROUND WRK_OUTPUT    -> one JSON line
+    python3 bench/report.py write RESULTS WORKDIR OUT [key=value ...]
+"""
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * UNITS[m.group(2)] if m else None
+
+
+def parse(name, rnd, path):
+    out = open(path).read()
+    rec = {"name": name, "round": int(rnd)}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    rec["rps"] = float(m.group(1)) if m else 0.0
+    for pct in ("50", "99"):
+        m = re.search(r"^\s+%s%%\s+(\S+)" % pct, out, re.M)
+        rec["p%s_ms" % pct] = ms(m.group(1)) if m else None
+    m = re.search(r"(\d+) requests in", out)
+    rec["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    rec["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"timeout (\d+)", out)
+    rec["timeouts"] = int(m.group(1)) if m else 0
+    print(json.dumps(rec))
+
+
+def cmd(args):
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
+    except Exception:
+        return "?"
+
+
+def write(results, work, out, extra):
+    runs = defaultdict(dict)
+    for line in open(results):
+        r = json.loads(line)
+        runs[r["name"]][r["round"]] = r
+    kv = dict(x.split("=", 1) for x in extra)
+    rounds = sorted({rnd for v in runs.values() for rnd in v})
+
+    def med(name, key="rps"):
+        vals = [r[key] for r in runs.get(name, {}).values() if r.get(key) is not None]
+        return statistics.median(vals) if vals else float("nan")
+
+    def ratio(a, b, key="rps"):
+        """Median over rounds of a/b, each round's pair measured back to back."""
+        vals = []
+        for rnd in rounds:
+            x, y = runs.get(a, {}).get(rnd), runs.get(b, {}).get(rnd)
+            if x and y and y.get(key):
+                vals.append(x[key] / y[key])
+        return statistics.median(vals) if vals else float("nan")
+
+    def goal(ok):
+        return "met" if ok else "**missed**"
+
+    L = []
+    w = L.append
+    w("# Benchmarks")
+    w("")
+    w("Written by `bash bench/run.sh` (one command; %s s). Every comparison runs its" % kv.get("elapsed_s", "?"))
+    w("sides alternately in this one invocation (%s rounds of %s s per side) and" % (kv["rounds"], kv["seconds"]))
+    w("reports the **median ratio** of back-to-back pairs: absolute numbers drift on")
+    w("this shared machine, ratios much less. Load: `wrk -t2 -c32` on the same 2 cores")
+    w("as the servers, so every figure includes the load generator's own cost.")
+    w("")
+    w("## Machine and versions")
+    w("")
+    cpu = "?"
+    try:
+        cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][0]
+    except Exception:
+        pass
+    mem = cmd(["sh", "-c", "free -h | awk '/Mem/ {print $2}'"])
+    w("| what | value |")
+    w("|---|---|")
+    w("| CPU | %s, %s cores |" % (cpu, os.cpu_count()))
+    w("| memory | %s |" % mem)
+    w("| OS | %s |" % platform.platform())
+    w("| rustc | %s |" % cmd(["rustc", "--version"]))
+    w("| wrk | %s |" % cmd(["sh", "-c", "wrk -v 2>&1 | head -1"]))
+    w("| PocketBase | %s |" % cmd(["sh", "-c", "bench/.tools/venv/bin/pocketbase --version"]))
+    w("| json-server | %s |" % cmd(["sh", "-c", "cd bench/.tools/node && node -p \"require('json-server/package.json').version\""]))
+    w("| Verdict commit | %s |" % cmd(["git", "rev-parse", "--short", "HEAD"]))
+    w("")
+
+    w("## 1. What the contract costs")
+    w("")
+    w("The same trivial handler (`GET /hello`, a small JSON body) served by bare axum and")
+    w("behind the whole `verdict` stack (`bench/server`: request id, bearer auth, rate")
+    w("limit, scopes, Accept, Content-Type, body limit, ETag, deadline, load shedding,")
+    w("panic catching, normalizing).")
+    w("")
+    w("| side | req/s (median) | p50 ms | p99 ms |")
+    w("|---|---|---|---|")
+    for name, label in [("bare_ok", "bare axum, 200"), ("stack_ok", "full stack, 200"),
+                        ("stack_404", "full stack, 404 unknown path"), ("stack_401", "full stack, 401 no token"),
+                        ("stack_429", "full stack, 429 rate limited")]:
+        w("| %s | %.0f | %.3f | %.3f |" % (label, med(name), med(name, "p50_ms"), med(name, "p99_ms")))
+    w("")
+    r_ok = ratio("stack_ok", "bare_ok")
+    w("| goal | measured (median ratio) | |")
+    w("|---|---|---|")
+    w("| full stack keeps >= 95%% of bare axum's throughput (200) | %.1f%% | %s |" % (r_ok * 100, goal(r_ok >= 0.95)))
+    for name, label in [("stack_404", "404"), ("stack_401", "401"), ("stack_429", "429")]:
+        r = ratio(name, "stack_ok")
+        w("| an error (%s) costs no more than a success: throughput ratio >= 1 | %.2f | %s |" % (label, r, goal(r >= 1.0)))
+    w("")
+
+    w("## 2. The service against what users pick instead")
+    w("")
+    w("`verdict serve` (embedded SQLite, `synchronous=FULL`: every acknowledged write is")
+    w("fsynced before its 2xx, with a bearer token on every request), PocketBase 0.40.6")
+    w("(embedded SQLite, public collection rules, `skipTotal=1` on pages) and json-server")
+    w("0.17.4, each seeded with the same 1,000 records and driven by the same wrk script")
+    w("(`bench/crud.lua`): GET one record, GET a page of 20, POST a record, PATCH a record,")
+    w("and POST+DELETE pairs.")
+    w("")
+    w("| operation | Verdict req/s | PocketBase req/s | json-server req/s | Verdict / PocketBase | Verdict / json-server |")
+    w("|---|---|---|---|---|---|")
+    goals = []
+    for op, label, kind in [("get_one", "GET one", "read"), ("get_page", "GET a page", "read"),
+                            ("post", "POST", "write"), ("patch", "PATCH", "write"),
+                            ("post_delete", "POST+DELETE", "write")]:
+        v, p, j = med("verdict_" + op), med("pocketbase_" + op), med("jsonserver_" + op)
+        rp, rj = ratio("verdict_" + op, "pocketbase_" + op), ratio("verdict_" + op, "jsonserver_" + op)
+        w("| %s | %.0f | %.0f | %.0f | %.2fx | %.1fx |" % (label, v, p, j, rp, rj))
+        goals.append((label, kind, rp, rj))
+    w("")
+    w("| goal | measured | |")
+    w("|---|---|---|")
+    for label, kind, rp, rj in goals:
+        gp, gj = (3.0, 10.0) if kind == "read" else (2.0, 30.0)
+        w("| %s: >= %.0fx PocketBase | %.2fx | %s |" % (label, gp, rp, goal(rp >= gp)))
+        w("| %s: >= %.0fx json-server | %.1fx | %s |" % (label, gj, rj, goal(rj >= gj)))
+    errors = {n: sum(r["non2xx"] for r in runs[n].values()) for n in runs if n.split("_")[0] in ("verdict", "pocketbase", "jsonserver")}
+    bad = {n: c for n, c in errors.items() if c}
+    w("")
+    w("Non-2xx answers during these runs (a sanity check; should be none): %s." % (bad or "none"))
+    w("")
+
+    w("## 3. Overload")
+    w("")
+    w("`verdict serve --max-in-flight 16`; every request holds its slot 20 ms")
+    w("(`Fault-Injection: delay=20`), so the service carries 800 requests/s. 16")
+    w("connections are the unloaded case; 64 offer 4x what it can carry.")
+    w("")
+    probe = {}
+    try:
+        probe = json.load(open(os.path.join(work, "probe.json")))
+    except Exception:
+        pass
+    loaded = list(runs.get("over_loaded", {}).values())
+    shed_share = (sum(r["non2xx"] for r in loaded) / max(1, sum(r["requests"] for r in loaded))) if loaded else float("nan")
+    timeouts = sum(r["timeouts"] for r in loaded)
+    p99_ratio = ratio("over_loaded", "over_unloaded", "p99_ms")
+    w("| measure | value |")
+    w("|---|---|")
+    w("| unloaded p99 (16 connections) | %.1f ms |" % med("over_unloaded", "p99_ms"))
+    w("| overloaded p99, all answers (64 connections) | %.1f ms |" % med("over_loaded", "p99_ms"))
+    w("| share shed with 503 + Retry-After | %.0f%% |" % (shed_share * 100))
+    w("| time to answer a shed request (median / p99, %s probes) | %s / %s ms |" % (
+        probe.get("shed", 0), "%.3f" % probe["median_ms"] if "median_ms" in probe else "?",
+        "%.3f" % probe["p99_ms"] if "p99_ms" in probe else "?"))
+    w("| wrk timeouts | %d |" % timeouts)
+    w("| resident memory before / after | %s / %s KiB |" % (kv.get("rss_overload_before_kb"), kv.get("rss_overload_after_kb")))
+    w("")
+    w("| goal | measured | |")
+    w("|---|---|---|")
+    w("| admitted p99 within 2x of unloaded | %.2fx (p99 of all answers: the admitted are the slow ones) | %s |" % (p99_ratio, goal(p99_ratio <= 2.0)))
+    pm = probe.get("p99_ms")
+    w("| every shed request answered 503 + Retry-After in < 1 ms | p99 %s ms (probe over a fresh connection each) | %s |" % (
+        "%.3f" % pm if pm is not None else "?", goal(pm is not None and pm < 1.0)))
+    w("| no timeouts | %d | %s |" % (timeouts, goal(timeouts == 0)))
+    try:
+        grew = int(kv["rss_overload_after_kb"]) - int(kv["rss_overload_before_kb"])
+        w("| memory flat | %+d KiB | %s |" % (grew, goal(grew < 20000)))
+    except Exception:
+        pass
+    w("")
+
+    w("## 4. Memory")
+    w("")
+    try:
+        idle, full, held = int(kv["rss_idle_kb"]), int(kv["rss_10k_kb"]), int(kv["held"])
+        w("| measure | resident memory |")
+        w("|---|---|")
+        w("| `verdict serve`, idle | %.1f MiB |" % (idle / 1024))
+        w("| with %d open keep-alive connections | %.1f MiB (%.1f KiB a connection) |" % (held, full / 1024, (full - idle) / max(1, held)))
+        w("| after the section 2 load | %.1f MiB |" % (int(kv["rss_after_peer_load_kb"]) / 1024))
+    except Exception as e:
+        w("(not measured: %s)" % e)
+    w("")
+
+    w("## 5. The library's micro-benchmarks")
+    w("")
+    w("`cargo bench -p verdict` (divan): each body format, the full stack in process")
+    w("against the bare handler (no socket), the rate-limit decision, the conditional check.")
+    w("")
+    w("```")
+    try:
+        text = open(os.path.join(work, "divan.txt")).read()
+        start = text.find("Timer precision")
+        w(text[start:].rstrip() if start >= 0 else text.rstrip())
+    except Exception:
+        w("(no output)")
+    w("```")
+    w("")
+    w("## Commands")
+    w("")
+    w("```sh")
+    w("bash bench/run.sh          # ROUNDS=3 SECONDS_PER_RUN=3 by default")
+    w("# each measurement: wrk -t2 -c32 -d${SECONDS_PER_RUN}s --latency URL [-H ...] [-s bench/crud.lua]")
+    w("```")
+    open(out, "w").write("\n".join(L) + "\n")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "parse":
+        parse(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        write(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])

