@@ -15,10 +15,12 @@ local patch_ct = os.getenv("PATCH_CT") or "application/json"
 local auth = os.getenv("AUTH") or ""
 local seeded = tonumber(os.getenv("SEEDED") or "1000")
 
+local round = tonumber(os.getenv("ROUND") or "1")
 local threads = {}
 local counter = 0
-local tid = 0
 local pending = nil
+-- `tid` is a global each thread gets from setup() (thread:set), so threads
+-- (and rounds) make distinct ids.
 
 function setup(thread)
   thread:set("tid", #threads + 1)
@@ -43,7 +45,7 @@ function request()
   elseif op == "get_page" then
     return wrk.format("GET", list .. page, headers())
   elseif op == "post" then
-    local id = string.format("p%02d%012d", tid, counter)
+    local id = string.format("p%d%02d%011d", round, tid, counter)
     return wrk.format("POST", list, headers("application/json"),
       string.format('{"id":"%s","title":"Bench","n":%d}', id, counter))
   elseif op == "patch" then
@@ -55,7 +57,7 @@ function request()
       pending = nil
       return wrk.format("DELETE", string.format(item, id), headers())
     end
-    local id = string.format("d%02d%012d", tid, counter)
+    local id = string.format("d%d%02d%011d", round, tid, counter)
     pending = id
     return wrk.format("POST", list, headers("application/json"),
       string.format('{"id":"%s","title":"Bench","n":%d}', id, counter))

@@ -109,7 +109,7 @@ python3 bench/seed.py seed 127.0.0.1:9203 /books $SEEDED
 peer() { # SYSTEM OP ROUND: one wrk run of crud.lua, in a subshell for its environment
   local sys=$1 op=$2 r=$3
   (
-    export OP="$op" SEEDED="$SEEDED"
+    export OP="$op" SEEDED="$SEEDED" ROUND="$r"
     case $sys in
       verdict) export AUTH="Bearer $ADMIN" ITEM=/v1/collections/books/records/%s \
         LIST=/v1/collections/books/records PAGE='?limit=20' PATCH_CT=application/merge-patch+json

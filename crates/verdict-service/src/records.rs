@@ -284,15 +284,9 @@ pub async fn replace(
     body: Bytes,
 ) -> Reply {
     let mut data = body_object(&body)?;
-    let c = resolve(&st, &name, &uri).await?;
-    let current = load(&st, &c, &id).await?;
-    pre.check_write(Some(&validators_of(
-        &record_json(&current),
-        current.updated_at,
-    )))?;
     strip_reserved(&mut data);
-    validate(&st, &c, &data)?;
-    write(&st, &c, current, data).await
+    let c = resolve(&st, &name, &uri).await?;
+    update(&st, &c, &id, &pre, |_| Ok(data.clone())).await
 }
 
 /// `PATCH /v1/collections/{c}/records/{id}`: RFC 7396 merge patch.
@@ -305,44 +299,64 @@ pub async fn patch(
 ) -> Reply {
     let patch: Value = verdict::extract::parse_json(&body)?;
     let c = resolve(&st, &name, &uri).await?;
-    let current = load(&st, &c, &id).await?;
-    pre.check_write(Some(&validators_of(
-        &record_json(&current),
-        current.updated_at,
-    )))?;
-    let mut merged = Value::Object(current.data.clone());
-    merge_patch(&mut merged, &patch);
-    let Value::Object(mut data) = merged else {
-        return Err(ApiError::validation_failed(vec![FieldError::new(
-            "",
-            "a merge patch of a record must be a JSON object",
-        )])
-        .into());
-    };
-    strip_reserved(&mut data);
-    validate(&st, &c, &data)?;
-    write(&st, &c, current, data).await
+    update(&st, &c, &id, &pre, |current| {
+        let mut merged = Value::Object(current.data.clone());
+        merge_patch(&mut merged, &patch);
+        let Value::Object(mut data) = merged else {
+            return Err(ApiError::validation_failed(vec![FieldError::new(
+                "",
+                "a merge patch of a record must be a JSON object",
+            )]));
+        };
+        strip_reserved(&mut data);
+        Ok(data)
+    })
+    .await
 }
 
-async fn write(
+/// How often a write is re-applied after losing a race to another writer.
+const WRITE_ATTEMPTS: usize = 64;
+
+/// A short random pause before re-applying a write, so contenders spread out.
+async fn backoff() {
+    let micros = rand::random::<u64>() % 2000;
+    tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+}
+
+/// Read, check preconditions (412), compute the new data (422), and
+/// compare-and-swap; a write that lost a race to a concurrent one starts over
+/// on the new version, so an unconditional write never fails for it and a
+/// conditional one is judged against what is really current.
+async fn update(
     st: &AppState,
     c: &CollectionRow,
-    current: RecordRow,
-    data: Map<String, Value>,
+    id: &str,
+    pre: &Preconditions,
+    new_data: impl Fn(&RecordRow) -> Result<Map<String, Value>, ApiError>,
 ) -> Reply {
-    let row = RecordRow {
-        id: current.id.clone(),
-        data,
-        version: current.version + 1,
-        created_at: current.created_at,
-        // Strictly later, so Last-Modified moves even within one millisecond.
-        updated_at: now_ms().max(current.updated_at + 1),
-    };
-    match st.storage.update_record(c, &row, current.version).await {
-        Ok(()) => Ok(tagged(StatusCode::OK, &record_json(&row), row.updated_at)),
-        Err(StorageError::VersionMismatch) => Err(lost_race(st, c, &current.id).await),
-        Err(e) => Err(e.into()),
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = load(st, c, id).await?;
+        pre.check_write(Some(&validators_of(
+            &record_json(&current),
+            current.updated_at,
+        )))?;
+        let data = new_data(&current)?;
+        validate(st, c, &data)?;
+        let row = RecordRow {
+            id: current.id.clone(),
+            data,
+            version: current.version + 1,
+            created_at: current.created_at,
+            // Strictly later, so Last-Modified moves even within one millisecond.
+            updated_at: now_ms().max(current.updated_at + 1),
+        };
+        match st.storage.update_record(c, &row, current.version).await {
+            Ok(()) => return Ok(tagged(StatusCode::OK, &record_json(&row), row.updated_at)),
+            Err(StorageError::VersionMismatch) => backoff().await,
+            Err(e) => return Err(e.into()),
+        }
     }
+    Err(lost_race(st, c, id).await)
 }
 
 /// A write that lost a race: 412 with the winner's ETag (or 404 if it was deleted).
@@ -386,20 +400,23 @@ pub async fn delete(
     pre: Preconditions,
 ) -> Reply {
     let c = resolve(&st, &name, &uri).await?;
-    let current = load(&st, &c, &id).await?;
-    pre.check_write(Some(&validators_of(
-        &record_json(&current),
-        current.updated_at,
-    )))?;
-    match st
-        .storage
-        .delete_record(&c.name, &id, current.version)
-        .await
-    {
-        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Err(StorageError::VersionMismatch) => Err(lost_race(&st, &c, &id).await),
-        Err(e) => Err(e.into()),
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = load(&st, &c, &id).await?;
+        pre.check_write(Some(&validators_of(
+            &record_json(&current),
+            current.updated_at,
+        )))?;
+        match st
+            .storage
+            .delete_record(&c.name, &id, current.version)
+            .await
+        {
+            Ok(()) => return Ok(StatusCode::NO_CONTENT.into_response()),
+            Err(StorageError::VersionMismatch) => backoff().await,
+            Err(e) => return Err(e.into()),
+        }
     }
+    Err(lost_race(&st, &c, &id).await)
 }
 
 /// The query of a list: `limit`, `cursor`, and `field=value` filters.

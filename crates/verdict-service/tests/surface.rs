@@ -284,3 +284,28 @@ async fn operations_pages_are_served_offline() {
         json!({"enabled": false, "retry_after_seconds": null})
     );
 }
+
+#[tokio::test]
+async fn concurrent_unconditional_patches_all_succeed_and_none_is_lost() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "counters"})).await;
+    s.record("counters", json!({"id": "c"})).await;
+    let patches = (0..20).map(|i| {
+        let call = s
+            .admin("PATCH", "/v1/collections/counters/records/c")
+            .merge_patch(json!({ format!("k{i}"): i }));
+        async move { call.send().await }
+    });
+    let replies = futures_util::future::join_all(patches).await;
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let now = s
+        .admin("GET", "/v1/collections/counters/records/c")
+        .send()
+        .await
+        .json();
+    for i in 0..20 {
+        assert_eq!(now[format!("k{i}")], i, "patch {i} was lost: {now}");
+    }
+}

@@ -183,7 +183,9 @@ impl InMemoryStore {
                 }
             }
             Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                // The limiter's own clock: building a new one (quanta calibrates)
+                // on every refusal made 429s slower than successes.
+                let wait = not_until.wait_time_from(limiter.clock().now());
                 RateDecision {
                     allowed: false,
                     limit: quota.requests,
