@@ -25,7 +25,7 @@ work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 token=schemathesis-admin-token
-./target/debug/verdict serve --listen "127.0.0.1:$port" --data "$work/verdict.db" \
+"${CARGO_TARGET_DIR:-target}/debug/verdict" serve --listen "127.0.0.1:$port" --data "$work/verdict.db" \
   --admin-token "$token" --rate-limit off --job-rate-limit off --max-in-flight 4096 \
   >"$work/server.log" 2>&1 &
 server=$!

@@ -172,7 +172,7 @@ def write(results, work, out, extra):
     w("|---|---|")
     w("| unloaded p99 (16 connections) | %.1f ms |" % med("over_unloaded", "p99_ms"))
     w("| overloaded p99, all answers (64 connections) | %.1f ms |" % med("over_loaded", "p99_ms"))
-    w("| share shed with 503 + Retry-After | %.0f%% |" % (shed_share * 100))
+    w("| share of answers that were 503 + Retry-After (shed connections retry at once, so most answers are sheds) | %.0f%% |" % (shed_share * 100))
     w("| time to answer a shed request (median / p99, %s probes) | %s / %s ms |" % (
         probe.get("shed", 0), "%.3f" % probe["median_ms"] if "median_ms" in probe else "?",
         "%.3f" % probe["p99_ms"] if "p99_ms" in probe else "?"))
@@ -183,7 +183,7 @@ def write(results, work, out, extra):
     w("|---|---|---|")
     w("| admitted p99 within 2x of unloaded | %.2fx (p99 of all answers: the admitted are the slow ones) | %s |" % (p99_ratio, goal(p99_ratio <= 2.0)))
     pm = probe.get("p99_ms")
-    w("| every shed request answered 503 + Retry-After in < 1 ms | p99 %s ms (probe over a fresh connection each) | %s |" % (
+    w("| every shed request answered 503 + Retry-After in < 1 ms | p99 %s ms (a Python client on one keep-alive connection, on the loaded machine) | %s |" % (
         "%.3f" % pm if pm is not None else "?", goal(pm is not None and pm < 1.0)))
     w("| no timeouts | %d | %s |" % (timeouts, goal(timeouts == 0)))
     try:

@@ -90,7 +90,7 @@ PB="$TOOLS/venv/bin/pocketbase"
 "$PB" superuser upsert bench@example.com bench-password-123 --dir "$WORK/pb_data" >/dev/null
 "$PB" serve --http 127.0.0.1:9202 --dir "$WORK/pb_data" >/dev/null 2>&1 & PIDS+=($!)
 echo '{"books": []}' >"$WORK/db.json"
-(cd "$WORK" && "$TOOLS/node/node_modules/.bin/json-server" --port 9203 --host 127.0.0.1 --quiet db.json >/dev/null 2>&1) & PIDS+=($!)
+(cd "$WORK" && exec "$TOOLS/node/node_modules/.bin/json-server" --port 9203 --host 127.0.0.1 --quiet db.json >/dev/null 2>&1) & PIDS+=($!)
 wait_up http://127.0.0.1:9201/health; wait_up http://127.0.0.1:9202/api/health; wait_up http://127.0.0.1:9203/books
 
 curl -sf -X POST http://127.0.0.1:9201/v1/collections -H "Authorization: Bearer $ADMIN" \

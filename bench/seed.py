@@ -42,21 +42,22 @@ def hold(hostport, path, count, seconds):
 
 
 def probe(hostport, path, seconds, auth=""):
-    """Latency of requests answered 503 while the server is overloaded."""
+    """Latency of requests answered 503 while the server is overloaded, over
+    one keep-alive connection (so connection set-up is not counted)."""
     host, port = hostport.split(":")
     headers = {"Authorization": auth} if auth else {}
     shed = []
     others = 0
     end = time.monotonic() + seconds
+    conn = http.client.HTTPConnection(host, int(port))
+    conn.connect()
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     while time.monotonic() < end:
-        conn = http.client.HTTPConnection(host, int(port))
-        conn.connect()
         start = time.perf_counter()
         conn.request("GET", path, headers=headers)
         r = conn.getresponse()
-        elapsed = (time.perf_counter() - start) * 1000
         r.read()
-        conn.close()
+        elapsed = (time.perf_counter() - start) * 1000
         if r.status == 503 and r.getheader("Retry-After"):
             shed.append(elapsed)
         else:
