@@ -39,7 +39,7 @@ pub struct ServeArgs {
     pub data: String,
 
     /// The admin token; without it one is generated on first start and printed once.
-    #[arg(long, env = "VERDICT_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "VERDICT_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
     pub admin_token: Option<String>,
 
     /// `standard`, or a seed's variant: `seed-000` ... `seed-004`.
@@ -112,6 +112,21 @@ pub struct ServeArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimitArg(pub Option<Quota>);
 
+/// The admin token travels as an RFC 6750 bearer token, and a `.` would read
+/// as `<id>.<secret>`: letters, digits and `-_~+/` only.
+fn parse_admin_token(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && !s.contains('.')
+        && s.trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_~+/".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("use letters, digits and - _ ~ + / (no `.`): it is sent as a bearer token".into())
+    }
+}
+
 fn parse_preset(s: &str) -> Result<Preset, String> {
     Preset::by_name(s).map_err(|e| e.to_string())
 }
@@ -152,6 +167,14 @@ pub fn parse_quota(s: &str) -> Result<RateLimitArg, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_tokens_must_travel_as_bearer_tokens() {
+        assert!(parse_admin_token("s3cret-Token_~+/==").is_ok());
+        assert!(parse_admin_token("has.dot").is_err());
+        assert!(parse_admin_token("has space").is_err());
+        assert!(parse_admin_token("").is_err());
+    }
 
     #[test]
     fn sizes_and_quotas_parse() {

@@ -304,6 +304,12 @@ async fn run(st: AppState, owner: String, job: JobRow) {
     }
 }
 
+/// A job that storage failed: the cause in the log, a plain reason in the job.
+fn failed_on_storage(job: &JobRow, e: StorageError) -> Outcome {
+    tracing::warn!(job = %job.id, error = %e, "job failed on storage");
+    Outcome::Failed("the storage failed while the job ran; start it again".into())
+}
+
 /// Saves progress; `false` when the job was cancelled or taken over.
 async fn progress(
     st: &AppState,
@@ -336,7 +342,7 @@ async fn run_export(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
             .await
         {
             Ok(p) => p,
-            Err(e) => return Outcome::Failed(format!("storage: {e}")),
+            Err(e) => return failed_on_storage(job, e),
         };
         let last = page.last().map(|r| r.id.clone());
         records.extend(page.iter().map(record_json));
@@ -363,7 +369,7 @@ async fn run_import(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
                 job.collection
             ))
         }
-        Err(e) => return Outcome::Failed(format!("storage: {e}")),
+        Err(e) => return failed_on_storage(job, e),
     };
     let lines: Vec<&[u8]> = input
         .split(|b| *b == b'\n')
@@ -410,8 +416,8 @@ async fn import_line(
     };
     let id = match data.remove("id") {
         None | Some(Value::Null) => format!("{}-{}", job.id, index + 1),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => s,
-        Some(_) => return Err(one("/id", "must be a string of 1 to 128 characters".into())),
+        Some(Value::String(s)) if crate::records::valid_id(&s) => s,
+        Some(_) => return Err(one("/id", crate::records::ID_RULE.into())),
     };
     data.remove("created_at");
     data.remove("updated_at");
@@ -446,6 +452,10 @@ async fn import_line(
             &format!("/{field}"),
             "another record already has this value".into(),
         )),
-        Err(e) => Err(one("", format!("could not be stored: {e}"))),
+        Err(e) => {
+            // The cause goes to the log; the client reads that the line failed.
+            tracing::warn!(job = %job.id, line = index + 1, error = %e, "import line not stored");
+            Err(one("", "could not be stored; retry the import".into()))
+        }
     }
 }

@@ -36,9 +36,9 @@ const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
 /// What a client-chosen id may be.
-const ID_RULE: &str = "must be 1 to 128 characters: letters, digits, `_`, `-` or `.`";
+pub(crate) const ID_RULE: &str = "must be 1 to 128 characters: letters, digits, `_`, `-` or `.`";
 
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id
             .chars()
@@ -65,10 +65,14 @@ fn location(c: &str, id: &str) -> HeaderValue {
         .expect("ids are header-safe")
 }
 
-/// The body as a JSON object without the reserved members (400 if not JSON,
-/// 422 if not an object).
-fn body_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    let value: Value = verdict::extract::parse_json(bytes)?;
+/// The body as JSON (400 if it is not).
+fn body_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    verdict::extract::parse_json(bytes)
+}
+
+/// A parsed body as a JSON object (422 if it is not one), checked after the
+/// collection and record are found, as the contract orders 404 before 422.
+fn into_object(value: Value) -> Result<Map<String, Value>, ApiError> {
     match value {
         Value::Object(m) => Ok(m),
         _ => Err(ApiError::validation_failed(vec![FieldError::new(
@@ -178,10 +182,11 @@ pub async fn create(
         Ok(r) => r,
         Err(Fail(r)) => r,
     };
-    // Keep final answers; a transient one (429, 5xx) may be retried for real.
+    // Keep successful answers only: an error is re-run on retry and answers
+    // the same (or, if what it depended on changed, the truth now), rendered
+    // as the retry negotiates; a stored error body would lose its format.
     let status = res.status();
-    if status.is_success() || (status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS)
-    {
+    if status.is_success() {
         let (parts, body) = res.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX)
             .await
@@ -231,8 +236,9 @@ fn replay(stored: StoredResponse) -> Response {
 }
 
 async fn create_once(st: &AppState, name: &str, uri: &Uri, body: &[u8]) -> Reply {
-    let mut data = body_object(body)?;
+    let body = body_json(body)?;
     let c = resolve(st, name, uri).await?;
+    let mut data = into_object(body)?;
     let id = match strip_reserved(&mut data) {
         None | Some(Value::Null) => uuid::Uuid::now_v7().simple().to_string(),
         Some(Value::String(id)) if valid_id(&id) => id,
@@ -283,10 +289,14 @@ pub async fn replace(
     pre: Preconditions,
     body: Bytes,
 ) -> Reply {
-    let mut data = body_object(&body)?;
-    strip_reserved(&mut data);
+    let body = body_json(&body)?;
     let c = resolve(&st, &name, &uri).await?;
-    update(&st, &c, &id, &pre, |_| Ok(data.clone())).await
+    update(&st, &c, &id, &pre, |_| {
+        let mut data = into_object(body.clone())?;
+        strip_reserved(&mut data);
+        Ok(data)
+    })
+    .await
 }
 
 /// `PATCH /v1/collections/{c}/records/{id}`: RFC 7396 merge patch.

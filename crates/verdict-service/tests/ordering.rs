@@ -82,6 +82,13 @@ async fn the_first_failure_in_the_contracts_order_answers() {
             400,
         ),
         (
+            "404 record before a body that is not an object (422)",
+            s.call("PUT", "/v1/collections/books/records/nope")
+                .token(&writer)
+                .json(json!([1, 2])),
+            404,
+        ),
+        (
             "404 record before 412 and 422",
             s.call("PUT", "/v1/collections/books/records/nope")
                 .token(&writer)

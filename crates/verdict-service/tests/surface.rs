@@ -309,3 +309,70 @@ async fn concurrent_unconditional_patches_all_succeed_and_none_is_lost() {
         assert_eq!(now[format!("k{i}")], i, "patch {i} was lost: {now}");
     }
 }
+
+#[tokio::test]
+async fn imports_take_bodies_over_two_mebibytes_and_apply_the_id_rule() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "bulk"})).await;
+    // Over axum's own 2 MiB default: the route's 64 MiB limit is the one that holds.
+    let line = format!("{{\"pad\": \"{}\"}}\n", "x".repeat(1000));
+    let mut body = line.repeat(3000);
+    body.push_str("{\"id\": \"bad id/with?chars\"}\n");
+    let r = s
+        .admin("POST", "/v1/collections/bulk/imports")
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let job = r.header("location").to_string();
+    let mut result = Value::Null;
+    for _ in 0..600 {
+        let r = s.admin("GET", &job).send().await;
+        if r.status == 303 {
+            result = s.admin("GET", r.header("location")).send().await.json();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(result["imported"], 3000, "{result}");
+    assert_eq!(result["failed"][0]["line"], 3001);
+    assert_eq!(result["failed"][0]["errors"][0]["pointer"], "/id");
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_of_a_failed_create_runs_again_and_keeps_its_error_body() {
+    let s = common::start(&["--preset", "seed-000"]).await;
+    s.collection(json!({"name": "strict", "schema": {"type": "object", "required": ["title"]}}))
+        .await;
+    for _ in 0..2 {
+        let r = s
+            .admin("POST", "/v1/collections/strict/records")
+            .header("idempotency-key", "k1")
+            .json(json!({"other": 1}))
+            .send()
+            .await;
+        assert_eq!(r.status, 422);
+        assert_eq!(r.header("content-type"), "application/vnd.api+json");
+        assert_eq!(r.json()["errors"][0]["code"], "validation_failed");
+    }
+}
+
+#[tokio::test]
+async fn filters_that_look_like_numbers_but_are_not_json_match_as_text() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "nums"})).await;
+    s.record("nums", json!({"id": "a", "v": ".5"})).await;
+    for q in ["v=.5", "v=01", "v=%2B1", "v=5."] {
+        let r = s
+            .admin("GET", &format!("/v1/collections/nums/records?{q}"))
+            .send()
+            .await;
+        assert_eq!(r.status, 200, "{q}: {}", r.text());
+    }
+    let r = s
+        .admin("GET", "/v1/collections/nums/records?v=.5")
+        .send()
+        .await;
+    assert_eq!(r.json()["items"][0]["id"], "a");
+}

@@ -272,6 +272,10 @@ impl Contract {
             if let Some(deadline) = self.timeout {
                 r = r.route_layer(deadline_layer(deadline));
             }
+            // The body-limit guard enforces each route's limit; axum's own
+            // default (2 MiB for `Bytes`, `String`, `Json`) would silently cap
+            // every route below a larger configured limit.
+            r = r.layer(axum::extract::DefaultBodyLimit::disable());
             // After the route layers, so that no check runs before a 405.
             r = r.method_not_allowed_fallback(method_not_allowed);
         }

@@ -1,10 +1,11 @@
-//! Storage behind one small trait: SQLite (embedded, the default) implements
-//! it today; PostgreSQL is the next implementation (issue "scale-out").
+//! Storage behind one small trait: SQLite (embedded, the default) and
+//! PostgreSQL (several instances) implement it.
 //!
 //! Every write that returns `Ok` is durable (committed with fsync) before the
-//! caller sends its 2xx. Conditional writes compare-and-swap on `version`, so a
+//! caller sends its 2xx. Record writes compare-and-swap on `version`, so a
 //! write that raced another one loses with [`StorageError::VersionMismatch`]
-//! instead of overwriting it.
+//! (and the handler starts over) instead of overwriting it. Collection changes
+//! do not yet compare-and-swap (see docs/service.md).
 
 pub mod pg;
 pub mod sqlite;

@@ -601,11 +601,10 @@ impl Storage for PgStorage {
             // The value as text, and as the JSON scalar it spells (number, bool).
             let typed = match f.value.as_str() {
                 "true" | "false" => Some(f.value.clone()),
-                v => v
-                    .parse::<f64>()
+                // Only what JSON itself calls a number (`.5` or `01` would not cast).
+                v => serde_json::from_str::<serde_json::Number>(v)
                     .ok()
-                    .filter(|x| x.is_finite())
-                    .map(|_| v.to_string()),
+                    .map(|n| n.to_string()),
             };
             q = q.bind(f.field.clone()).bind(f.value.clone()).bind(typed);
         }
