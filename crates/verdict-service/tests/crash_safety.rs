@@ -3,13 +3,11 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 struct Binary {
     child: Child,
@@ -18,35 +16,17 @@ struct Binary {
 
 /// Starts `verdict serve` on a free port with `data`; waits until it listens.
 async fn start(data: &str) -> Binary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rate-limit",
-            "off",
-            "--job-rate-limit",
-            "off",
-        ])
-        .arg("--data")
-        .arg(data)
-        .args(["--admin-token", common::ADMIN])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                return url.to_string();
-            }
-        }
-        panic!("the binary exited before listening");
-    })
-    .await
-    .expect("the binary listens in time");
+    let (child, base) = common::spawn_binary(&[
+        "--rate-limit",
+        "off",
+        "--job-rate-limit",
+        "off",
+        "--data",
+        data,
+        "--admin-token",
+        common::ADMIN,
+    ])
+    .await;
     Binary { child, base }
 }
 

@@ -3,10 +3,6 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 fn tour() -> String {
@@ -37,32 +33,8 @@ async fn the_readme_curl_tour_shows_201_304_412_422_and_429() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = common::fresh_data(dir.path()).await;
-    let mut server = Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-token",
-            "readme-admin",
-        ])
-        .arg("--data")
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                return url.to_string();
-            }
-        }
-        panic!("no listening line");
-    })
-    .await
-    .unwrap();
+    let (_server, base) =
+        common::spawn_binary(&["--admin-token", "readme-admin", "--data", &data]).await;
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &tour()])
         .env("VERDICT", &base)

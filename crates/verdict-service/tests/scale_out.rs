@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Proxy, Server};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn prefix() -> String {
     format!("verdict-test-{}", uuid::Uuid::new_v4().simple())
@@ -289,40 +287,21 @@ async fn redis_going_away_is_503_under_fail_and_local_limits_under_local_then_he
 
 /// Starts the real binary on `data`, sharing Redis under `prefix`.
 async fn binary(data: &str, prefix: &str) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rate-limit",
-            "off",
-            "--job-rate-limit",
-            "off",
-        ])
-        .args(["--data", data, "--admin-token", common::ADMIN])
-        .args([
-            "--shared",
-            "redis://127.0.0.1:6379",
-            "--shared-prefix",
-            prefix,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                return url.to_string();
-            }
-        }
-        panic!("no listening line");
-    })
+    common::spawn_binary(&[
+        "--rate-limit",
+        "off",
+        "--job-rate-limit",
+        "off",
+        "--data",
+        data,
+        "--admin-token",
+        common::ADMIN,
+        "--shared",
+        "redis://127.0.0.1:6379",
+        "--shared-prefix",
+        prefix,
+    ])
     .await
-    .unwrap();
-    (child, base)
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 //! do not yet compare-and-swap (see docs/service.md).
 
 pub mod pg;
+mod rows;
 pub mod sqlite;
 
 use std::fmt;

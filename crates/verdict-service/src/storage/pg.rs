@@ -13,11 +13,12 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
+use super::rows::{self, is_unique_violation, json_text, parse_json, unique_value};
 use super::*;
 use crate::fault;
 
@@ -55,26 +56,6 @@ fn db_err(e: sqlx::Error) -> StorageError {
     }
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-fn json_text(v: &impl serde::Serialize) -> String {
-    serde_json::to_string(v).expect("values serialize")
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> StorageResult<T> {
-    serde_json::from_str(s).map_err(|e| StorageError::Internal(format!("corrupt JSON column: {e}")))
-}
-
-/// The canonical text of a unique field's value, or `None` when it is absent or null.
-fn unique_value(data: &Map<String, Value>, field: &str) -> Option<String> {
-    match data.get(field) {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(json_text(v)),
-    }
-}
-
 impl PgStorage {
     /// Connects to `url` and runs the migrations (under an advisory lock, so
     /// instances starting together do not race).
@@ -105,68 +86,7 @@ impl PgStorage {
     }
 }
 
-fn token_from_row(row: &PgRow) -> StorageResult<TokenRow> {
-    let scopes: String = row.get("scopes");
-    let collections: Option<String> = row.get("collections");
-    let rate_requests: Option<i64> = row.get("rate_requests");
-    let rate_per: Option<i64> = row.get("rate_per_seconds");
-    let quota: Option<i64> = row.get("write_quota");
-    Ok(TokenRow {
-        id: row.get("id"),
-        secret_hash: row.get("secret_hash"),
-        scopes: parse_json(&scopes)?,
-        collections: collections.as_deref().map(parse_json).transpose()?,
-        rate_limit: rate_requests
-            .zip(rate_per)
-            .map(|(r, p)| (r as u32, p as u32)),
-        write_quota: quota.map(|q| q as u32),
-        created_at: row.get("created_at"),
-        revoked_at: row.get("revoked_at"),
-    })
-}
-
-fn collection_from_row(row: &PgRow) -> StorageResult<CollectionRow> {
-    let schema: Option<String> = row.get("schema");
-    let uniq: String = row.get("uniq");
-    Ok(CollectionRow {
-        name: row.get("name"),
-        schema: schema.as_deref().map(parse_json).transpose()?,
-        unique: parse_json(&uniq)?,
-        created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
-    })
-}
-
-fn record_from_row(row: &PgRow) -> StorageResult<RecordRow> {
-    let data: String = row.get("data");
-    Ok(RecordRow {
-        id: row.get("id"),
-        data: parse_json(&data)?,
-        version: row.get("version"),
-        created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
-    })
-}
-
-fn job_from_row(row: &PgRow) -> StorageResult<JobRow> {
-    let state: String = row.get("state");
-    let result: Option<String> = row.get("result");
-    Ok(JobRow {
-        id: row.get("id"),
-        kind: row.get("kind"),
-        collection: row.get("collection"),
-        token_id: row.get("token_id"),
-        state: JobState::parse(&state)
-            .ok_or_else(|| StorageError::Internal(format!("bad job state {state}")))?,
-        processed: row.get("processed"),
-        total: row.get("total"),
-        input: row.get("input"),
-        result: result.as_deref().map(parse_json).transpose()?,
-        error: row.get("error"),
-        created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
-    })
-}
+rows::row_decoders!(PgRow);
 
 /// Inserts the unique values of `record`; a taken value is a 409 naming the field.
 async fn insert_unique_values(
