@@ -1,9 +1,6 @@
 //! Who may do what: scopes by route, collection grants, and the daily write
 //! quota ("update limit"): all 403s, decided before the body is read.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use futures_util::future::BoxFuture;
 use http::request::Parts;
 use http::Method;
@@ -11,31 +8,6 @@ use verdict::auth::{Authorizer, Principal};
 use verdict::ApiError;
 
 use crate::tokens::Grants;
-
-/// Writes per token per UTC day, in this process.
-#[derive(Default)]
-pub struct WriteQuotas {
-    used: Mutex<HashMap<String, (i64, u32)>>,
-}
-
-const DAY_MS: i64 = 86_400_000;
-
-impl WriteQuotas {
-    /// Spends one write of `token`'s quota for the day of `now_ms`; `false` when used up.
-    pub fn spend(&self, token: &str, quota: u32, now_ms: i64) -> bool {
-        let day = now_ms.div_euclid(DAY_MS);
-        let mut used = self.used.lock().expect("not poisoned");
-        let entry = used.entry(token.to_string()).or_insert((day, 0));
-        if entry.0 != day {
-            *entry = (day, 0);
-        }
-        if entry.1 >= quota {
-            return false;
-        }
-        entry.1 += 1;
-        true
-    }
-}
 
 /// The scope a route needs.
 pub fn scope_for(method: &Method, path: &str) -> &'static str {
@@ -143,15 +115,6 @@ impl Authorizer for ServiceAuthorizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quotas_count_per_day() {
-        let q = WriteQuotas::default();
-        assert!(q.spend("t", 2, 0));
-        assert!(q.spend("t", 2, 10));
-        assert!(!q.spend("t", 2, 20));
-        assert!(q.spend("t", 2, DAY_MS));
-    }
 
     #[test]
     fn scopes_and_collections_by_path() {

@@ -49,10 +49,7 @@ pub fn collection_json(c: &CollectionRow) -> Value {
 /// A JSON response with strong `ETag` and `Last-Modified`.
 pub fn tagged(status: StatusCode, body: &Value, updated_at: i64) -> Response {
     let bytes = serde_json::to_vec(body).expect("values serialize");
-    let validators = Validators::new(
-        Some(EntityTag::from_content(&bytes)),
-        Some(system_time(updated_at)),
-    );
+    let validators = validators_of_bytes(&bytes, updated_at);
     let mut res = (
         status,
         [(
@@ -68,9 +65,15 @@ pub fn tagged(status: StatusCode, body: &Value, updated_at: i64) -> Response {
 
 /// The validators of a representation, as [`tagged`] sends them.
 pub fn validators_of(body: &Value, updated_at: i64) -> Validators {
-    let bytes = serde_json::to_vec(body).expect("values serialize");
+    validators_of_bytes(
+        &serde_json::to_vec(body).expect("values serialize"),
+        updated_at,
+    )
+}
+
+fn validators_of_bytes(bytes: &[u8], updated_at: i64) -> Validators {
     Validators::new(
-        Some(EntityTag::from_content(&bytes)),
+        Some(EntityTag::from_content(bytes)),
         Some(system_time(updated_at)),
     )
 }

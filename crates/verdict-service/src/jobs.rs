@@ -70,9 +70,7 @@ async fn enqueue(
             .rate(&format!("jobs:{}", p.subject()), quota)
             .await?;
         if !d.allowed {
-            let mut headers = http::HeaderMap::new();
-            d.apply(&mut headers);
-            let mut e = ApiError::resource_rate_limited(
+            let e = ApiError::resource_rate_limited(
                 verdict::headers::RetryAfter::from_duration(d.retry_after),
                 format!(
                     "This token may start {} jobs per {} seconds; retry after the delay given.",
@@ -80,10 +78,7 @@ async fn enqueue(
                     quota.per.as_secs()
                 ),
             );
-            for (name, value) in headers.iter() {
-                e = e.with_header(name.clone(), value.clone());
-            }
-            return Err(e.into());
+            return Err(d.annotate(e).into());
         }
     }
     let now = now_ms();

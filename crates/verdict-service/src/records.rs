@@ -6,12 +6,9 @@
 //! computes the same one. Handlers keep the contract's order: 400 (syntax) ->
 //! 404 -> 412/304 -> 422 -> 409.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use base64::Engine;
@@ -117,23 +114,6 @@ fn strip_reserved(m: &mut Map<String, Value>) -> Option<Value> {
     m.remove("created_at");
     m.remove("updated_at");
     id
-}
-
-/// One in-process lock per idempotency key, so concurrent retries wait for the first.
-#[derive(Default)]
-pub struct KeyLocks {
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl KeyLocks {
-    /// The lock of `key`.
-    pub fn get(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut m = self.locks.lock().expect("not poisoned");
-        if m.len() > 10_000 {
-            m.retain(|_, l| Arc::strong_count(l) > 1);
-        }
-        m.entry(key.to_string()).or_default().clone()
-    }
 }
 
 /// `POST /v1/collections/{c}/records`, with `Idempotency-Key` replaying the first answer.
@@ -635,11 +615,6 @@ pub async fn lookup(State(st): State<AppState>, Path(name): Path<String>, uri: U
                 .into_response())
         }
     }
-}
-
-/// The method a batch operation or handler runs as (for fingerprints and logs).
-pub fn is_write(m: &Method) -> bool {
-    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@
 //! instance's own limits and logs a warning. The connection manager reconnects
 //! by itself, so the service recovers without a restart.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -20,8 +21,6 @@ use redis::Script;
 use verdict::headers::RetryAfter;
 use verdict::rate_limit::{InMemoryStore, Quota, RateDecision, RateLimitStore};
 use verdict::ApiError;
-
-use crate::authz::WriteQuotas;
 
 /// What to do when Redis cannot be reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -73,7 +72,7 @@ pub struct Shared {
     redis: Option<Redis>,
     local_limits: InMemoryStore,
     local_quotas: WriteQuotas,
-    local_locks: crate::records::KeyLocks,
+    local_locks: KeyLocks,
     when_unavailable: WhenUnavailable,
     warned_at: AtomicU64,
 }
@@ -209,7 +208,7 @@ impl Shared {
         let Some(r) = &self.redis else {
             return Ok(self.local_quotas.spend(token, quota, now_ms));
         };
-        let day = now_ms.div_euclid(86_400_000);
+        let day = now_ms.div_euclid(DAY_MS);
         let mut conn = r.conn.clone();
         let result: redis::RedisResult<i64> = r
             .quota
@@ -312,6 +311,48 @@ impl Shared {
     }
 }
 
+/// Writes per token per UTC day, in this process.
+#[derive(Default)]
+pub(crate) struct WriteQuotas {
+    used: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl WriteQuotas {
+    /// Spends one write of `token`'s quota for the day of `now_ms`; `false` when used up.
+    pub(crate) fn spend(&self, token: &str, quota: u32, now_ms: i64) -> bool {
+        let day = now_ms.div_euclid(DAY_MS);
+        let mut used = self.used.lock().expect("not poisoned");
+        let entry = used.entry(token.to_string()).or_insert((day, 0));
+        if entry.0 != day {
+            *entry = (day, 0);
+        }
+        if entry.1 >= quota {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+}
+
+/// One in-process lock per idempotency key, so concurrent retries wait for the first.
+#[derive(Default)]
+pub(crate) struct KeyLocks {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyLocks {
+    /// The lock of `key`.
+    pub(crate) fn get(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.locks.lock().expect("not poisoned");
+        if m.len() > 10_000 {
+            m.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        m.entry(key.to_string()).or_default().clone()
+    }
+}
+
 /// A held idempotency lock.
 pub enum LockGuard {
     Local(tokio::sync::OwnedMutexGuard<()>),
@@ -374,4 +415,18 @@ pub fn spawn_maintenance_follower(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_count_per_day() {
+        let q = WriteQuotas::default();
+        assert!(q.spend("t", 2, 0));
+        assert!(q.spend("t", 2, 10));
+        assert!(!q.spend("t", 2, 20));
+        assert!(q.spend("t", 2, DAY_MS));
+    }
 }

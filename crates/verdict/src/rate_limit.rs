@@ -99,6 +99,18 @@ impl RateDecision {
             HeaderValue::from(reset),
         );
     }
+
+    /// Adds the same headers to an error (a refusal, or a later check's).
+    pub fn annotate(&self, mut error: ApiError) -> ApiError {
+        let mut headers = HeaderMap::new();
+        self.apply(&mut headers);
+        for (name, value) in headers {
+            if let Some(name) = name {
+                error = error.with_header(name, value);
+            }
+        }
+        error
+    }
 }
 
 /// Where decisions are made and budgets kept.
@@ -262,7 +274,7 @@ impl Guard for RateLimitGuard {
             return Ok(Some(decision));
         }
         let err = ApiError::rate_limited(RetryAfter::from_duration(decision.retry_after));
-        Err(with_decision(err, &decision))
+        Err(decision.annotate(err))
     }
 
     fn finish(&self, state: Self::State, res: &mut Response) {
@@ -273,22 +285,10 @@ impl Guard for RateLimitGuard {
 
     fn annotate(&self, state: Self::State, error: ApiError) -> ApiError {
         match state {
-            Some(d) => with_decision(error, &d),
+            Some(d) => d.annotate(error),
             None => error,
         }
     }
-}
-
-/// Adds the `RateLimit-*` headers of `decision` to an error.
-fn with_decision(mut error: ApiError, decision: &RateDecision) -> ApiError {
-    let mut headers = HeaderMap::new();
-    decision.apply(&mut headers);
-    for (name, value) in headers {
-        if let Some(name) = name {
-            error = error.with_header(name, value);
-        }
-    }
-    error
 }
 
 #[cfg(test)]

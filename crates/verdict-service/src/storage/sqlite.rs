@@ -114,6 +114,24 @@ impl SqliteStorage {
         }
         Ok(&self.pool)
     }
+
+    /// Writes a token with `sql`, whose nine placeholders take its columns in order.
+    async fn write_token(&self, sql: &'static str, t: &TokenRow) -> StorageResult<()> {
+        sqlx::query(sql)
+            .bind(&t.id)
+            .bind(&t.secret_hash)
+            .bind(json_text(&t.scopes))
+            .bind(t.collections.as_ref().map(json_text))
+            .bind(t.rate_limit.map(|r| r.0 as i64))
+            .bind(t.rate_limit.map(|r| r.1 as i64))
+            .bind(t.write_quota.map(|q| q as i64))
+            .bind(t.created_at)
+            .bind(t.revoked_at)
+            .execute(self.pool()?)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
 }
 
 rows::row_decoders!(SqliteRow);
@@ -161,45 +179,23 @@ impl Storage for SqliteStorage {
     }
 
     async fn insert_token(&self, t: &TokenRow) -> StorageResult<()> {
-        sqlx::query(
+        self.write_token(
             "INSERT INTO tokens (id, secret_hash, scopes, collections, rate_requests, rate_per_seconds, write_quota, created_at, revoked_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            t,
         )
-        .bind(&t.id)
-        .bind(&t.secret_hash)
-        .bind(json_text(&t.scopes))
-        .bind(t.collections.as_ref().map(json_text))
-        .bind(t.rate_limit.map(|r| r.0 as i64))
-        .bind(t.rate_limit.map(|r| r.1 as i64))
-        .bind(t.write_quota.map(|q| q as i64))
-        .bind(t.created_at)
-        .bind(t.revoked_at)
-        .execute(self.pool()?)
         .await
-        .map(|_| ())
-        .map_err(db_err)
     }
 
     async fn upsert_token(&self, t: &TokenRow) -> StorageResult<()> {
-        sqlx::query(
+        self.write_token(
             "INSERT INTO tokens (id, secret_hash, scopes, collections, rate_requests, rate_per_seconds, write_quota, created_at, revoked_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, scopes = excluded.scopes,
                collections = excluded.collections, revoked_at = NULL",
+            t,
         )
-        .bind(&t.id)
-        .bind(&t.secret_hash)
-        .bind(json_text(&t.scopes))
-        .bind(t.collections.as_ref().map(json_text))
-        .bind(t.rate_limit.map(|r| r.0 as i64))
-        .bind(t.rate_limit.map(|r| r.1 as i64))
-        .bind(t.write_quota.map(|q| q as i64))
-        .bind(t.created_at)
-        .bind(t.revoked_at)
-        .execute(self.pool()?)
         .await
-        .map(|_| ())
-        .map_err(db_err)
     }
 
     async fn get_token(&self, id: &str) -> StorageResult<Option<TokenRow>> {
