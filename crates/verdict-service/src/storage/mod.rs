@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 /// Why a storage call failed.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum StorageError {
     /// The store cannot be reached (or fault injection says so): 503.
     Unavailable(String),

@@ -18,7 +18,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
-use super::rows::{self, is_unique_violation, json_text, parse_json, unique_value};
+use super::rows::{self, json_text, parse_json, unique_value};
 use super::*;
 use crate::fault;
 
@@ -102,6 +102,19 @@ impl PgStorage {
             .map(|_| ())
             .map_err(db_err)
     }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// One column of a row, by name (what `rows::row_decoders!` reads with).
+fn col<'r, T>(row: &'r PgRow, name: &str) -> StorageResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(name)
+        .map_err(|e| StorageError::Internal(format!("column {name}: {e}")))
 }
 
 rows::row_decoders!(PgRow);
