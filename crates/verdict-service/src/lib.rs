@@ -34,10 +34,11 @@ use tokio::net::TcpListener;
 
 use crate::config::ServeArgs;
 use crate::state::AppState;
+use crate::storage::cached::CachedStorage;
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{Storage, StorageError};
 
-/// Opens the storage `--data` names.
+/// Opens the storage `--data` names, behind the token and collection cache.
 pub async fn open_storage(data: &str) -> Result<Arc<dyn Storage>, StorageError> {
     let storage: Arc<dyn Storage> = if data.starts_with("sqlite:") {
         Arc::new(SqliteStorage::open_url(data).await?)
@@ -51,7 +52,7 @@ pub async fn open_storage(data: &str) -> Result<Arc<dyn Storage>, StorageError> 
     } else {
         Arc::new(SqliteStorage::open(Path::new(data)).await?)
     };
-    Ok(storage)
+    Ok(Arc::new(CachedStorage::new(storage)))
 }
 
 /// A running service: its state and router (the job worker already started).

@@ -7,6 +7,7 @@
 //! (and the handler starts over) instead of overwriting it. Collection changes
 //! do not yet compare-and-swap (see docs/service.md).
 
+pub mod cached;
 pub mod pg;
 mod rows;
 pub mod sqlite;
