@@ -17,6 +17,10 @@ use verdict::auth::{Authenticator, Principal, ScopeByMethod};
 use verdict::rate_limit::{InMemoryStore, Quota};
 use verdict::{ApiError, Contract, Preset};
 
+// The same allocator as `verdict serve`, for both sides.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Tokens;
 
 impl Authenticator for Tokens {

@@ -8,7 +8,7 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use verdict::auth::Authenticated;
 use verdict::conditional::{EntityTag, Preconditions, Validators};
@@ -47,7 +47,7 @@ pub fn collection_json(c: &CollectionRow) -> Value {
 }
 
 /// A JSON response with strong `ETag` and `Last-Modified`.
-pub fn tagged(status: StatusCode, body: &Value, updated_at: i64) -> Response {
+pub fn tagged(status: StatusCode, body: &impl Serialize, updated_at: i64) -> Response {
     let bytes = serde_json::to_vec(body).expect("values serialize");
     let validators = validators_of_bytes(&bytes, updated_at);
     let mut res = (
@@ -64,7 +64,7 @@ pub fn tagged(status: StatusCode, body: &Value, updated_at: i64) -> Response {
 }
 
 /// The validators of a representation, as [`tagged`] sends them.
-pub fn validators_of(body: &Value, updated_at: i64) -> Validators {
+pub fn validators_of(body: &impl Serialize, updated_at: i64) -> Validators {
     validators_of_bytes(
         &serde_json::to_vec(body).expect("values serialize"),
         updated_at,

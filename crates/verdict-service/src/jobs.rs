@@ -340,7 +340,10 @@ async fn run_export(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
             Err(e) => return failed_on_storage(job, e),
         };
         let last = page.last().map(|r| r.id.clone());
-        records.extend(page.iter().map(record_json));
+        records.extend(
+            page.iter()
+                .map(|r| serde_json::to_value(record_json(r)).expect("records serialize")),
+        );
         if !progress(st, owner, job, records.len(), None).await {
             return Outcome::Stopped;
         }
