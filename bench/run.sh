@@ -132,6 +132,7 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 VERDICT_RSS_AFTER_LOAD=$(rss_kb "$VERDICT_PID")
+curl -s http://127.0.0.1:9201/metrics >"$WORK/verdict-metrics.txt" || true  # writes per commit
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
 # --- 3. overload ----------------------------------------------------------------
@@ -152,7 +153,7 @@ done
 wrk -t2 -c64 -d"$((DUR + 2))s" http://127.0.0.1:9301/health "${DELAY[@]}" >/dev/null 2>&1 &
 LOAD=$!
 sleep 1
-python3 bench/seed.py probe 127.0.0.1:9301 /health "$DUR" "Bearer $ADMIN" >"$WORK/probe.json"
+"$BIN/verdict-bench-server" probe 127.0.0.1:9301 /health "$DUR" "Bearer $ADMIN" >"$WORK/probe.json"
 wait "$LOAD" || true
 RSS_AFTER=$(rss_kb "$OVER_PID")
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()

@@ -3,12 +3,10 @@ holds many idle keep-alive connections for the memory measurement.
 
     python3 bench/seed.py seed  HOST:PORT LIST_PATH COUNT [AUTH]
     python3 bench/seed.py hold  HOST:PORT PATH COUNT SECONDS
-    python3 bench/seed.py probe HOST:PORT PATH SECONDS [AUTH]   (latency of 503s, in ms)
 """
 import http.client
 import json
 import socket
-import statistics
 import sys
 import time
 
@@ -41,41 +39,9 @@ def hold(hostport, path, count, seconds):
     time.sleep(seconds)
 
 
-def probe(hostport, path, seconds, auth=""):
-    """Latency of requests answered 503 while the server is overloaded, over
-    one keep-alive connection (so connection set-up is not counted)."""
-    host, port = hostport.split(":")
-    headers = {"Authorization": auth} if auth else {}
-    shed = []
-    others = 0
-    end = time.monotonic() + seconds
-    conn = http.client.HTTPConnection(host, int(port))
-    conn.connect()
-    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    while time.monotonic() < end:
-        start = time.perf_counter()
-        conn.request("GET", path, headers=headers)
-        r = conn.getresponse()
-        r.read()
-        elapsed = (time.perf_counter() - start) * 1000
-        if r.status == 503 and r.getheader("Retry-After"):
-            shed.append(elapsed)
-        else:
-            others += 1
-    shed.sort()
-    if shed:
-        p99 = shed[min(len(shed) - 1, int(len(shed) * 0.99))]
-        print(json.dumps({"shed": len(shed), "admitted": others,
-                          "median_ms": statistics.median(shed), "p99_ms": p99}))
-    else:
-        print(json.dumps({"shed": 0, "admitted": others}))
-
-
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "seed":
         seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] if len(sys.argv) > 5 else "")
     elif cmd == "hold":
         hold(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
-    elif cmd == "probe":
-        probe(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5] if len(sys.argv) > 5 else "")

@@ -5,6 +5,8 @@
 //!
 //! Under `stacked`, `Bearer bench` is a token with a limit too large to reach;
 //! `Bearer tiny` has 1 request an hour, so it answers 429 after the first.
+//!
+//! `verdict-bench-server probe ...` times shed requests instead (see `probe.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use futures_util::future::BoxFuture;
 use verdict::auth::{Authenticator, Principal, ScopeByMethod};
 use verdict::rate_limit::{InMemoryStore, Quota};
 use verdict::{ApiError, Contract, Preset};
+
+mod probe;
 
 // The same allocator as `verdict serve`, for both sides.
 #[global_allocator]
@@ -52,6 +56,17 @@ fn routes() -> Router {
 async fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "stacked".into());
+    if mode == "probe" {
+        let args: Vec<String> = args.collect();
+        let (addr, path) = (args[0].clone(), args[1].clone());
+        let seconds: f64 = args[2].parse().expect("seconds");
+        let auth = args.get(3).cloned();
+        tokio::task::spawn_blocking(move || probe::run(&addr, &path, seconds, auth.as_deref()))
+            .await
+            .expect("the probe ran")
+            .expect("the server answered");
+        return;
+    }
     let addr: SocketAddr = args
         .next()
         .unwrap_or_else(|| "127.0.0.1:9001".into())

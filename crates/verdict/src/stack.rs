@@ -36,7 +36,7 @@ use crate::auth::{AuthenticateLayer, Authenticator, AuthorizeLayer, Authorizer, 
 use crate::body_limit::BodyLimitLayer;
 use crate::conditional::ETagLayer;
 use crate::content_type::ContentTypeLayer;
-use crate::deadline::deadline_layer;
+use crate::deadline::DeadlineLayer;
 use crate::guard::{Chain, GuardLayer};
 use crate::headers::Upgrade;
 use crate::load_shed::LoadShedLayer;
@@ -270,7 +270,7 @@ impl Contract {
             }
             r = r.route_layer(GuardLayer::from_guard(checks));
             if let Some(deadline) = self.timeout {
-                r = r.route_layer(deadline_layer(deadline));
+                r = r.route_layer(DeadlineLayer::new(deadline));
             }
             // The body-limit guard enforces each route's limit; axum's own
             // default (2 MiB for `Bytes`, `String`, `Json`) would silently cap
