@@ -240,6 +240,11 @@ def write(results, work, out, extra):
     w("bash bench/run.sh          # ROUNDS=3 SECONDS_PER_RUN=3 by default")
     w("# each measurement: wrk -t2 -c32 -d${SECONDS_PER_RUN}s --latency URL [-H ...] [-s bench/crud.lua]")
     w("```")
+    # The reasons behind missed goals, kept by hand beside the script.
+    try:
+        L.extend(["", open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")).read().rstrip()])
+    except OSError:
+        pass
     open(out, "w").write("\n".join(L) + "\n")
 
 
