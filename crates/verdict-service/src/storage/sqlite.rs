@@ -101,6 +101,20 @@ fn execute(conn: &Connection, sql: &str, params: impl Params) -> StorageResult<u
         .map_err(db_err)
 }
 
+/// Runs an INSERT; a primary-key or unique clash is the conflict `on_clash` names.
+fn insert(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    on_clash: impl FnOnce() -> Conflict,
+) -> StorageResult<()> {
+    match conn.prepare_cached(sql).and_then(|mut s| s.execute(params)) {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StorageError::Conflict(on_clash())),
+        Err(e) => Err(db_err(e)),
+    }
+}
+
 /// The first row of a query, decoded.
 fn query_opt<T>(
     conn: &Connection,
@@ -434,20 +448,14 @@ fn insert_unique_values(
     pairs: &[(String, String)],
 ) -> StorageResult<()> {
     for (field, value) in pairs {
-        let r = conn
-            .prepare_cached(
-                "INSERT INTO unique_values (collection, field, value, record_id) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut s| s.execute(params![collection, field, value, record_id]));
-        match r {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StorageError::Conflict(Conflict::Unique {
-                    field: field.clone(),
-                }))
-            }
-            Err(e) => return Err(db_err(e)),
-        }
+        insert(
+            conn,
+            "INSERT INTO unique_values (collection, field, value, record_id) VALUES (?1, ?2, ?3, ?4)",
+            params![collection, field, value, record_id],
+            || Conflict::Unique {
+                field: field.clone(),
+            },
+        )?;
     }
     Ok(())
 }
@@ -530,26 +538,18 @@ impl Storage for SqliteStorage {
             if alias.is_some() {
                 return Err(StorageError::Conflict(Conflict::CollectionExists));
             }
-            let r = conn
-                .prepare_cached(
-                    "INSERT INTO collections (name, schema, uniq, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        c.name,
-                        c.schema.as_ref().map(json_text),
-                        json_text(&c.unique),
-                        c.created_at,
-                        c.updated_at,
-                    ])
-                });
-            match r {
-                Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => {
-                    Err(StorageError::Conflict(Conflict::CollectionExists))
-                }
-                Err(e) => Err(db_err(e)),
-            }
+            insert(
+                conn,
+                "INSERT INTO collections (name, schema, uniq, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    c.name,
+                    c.schema.as_ref().map(json_text),
+                    json_text(&c.unique),
+                    c.created_at,
+                    c.updated_at,
+                ],
+                || Conflict::CollectionExists,
+            )
         })
         .await
     }
@@ -712,20 +712,12 @@ impl Storage for SqliteStorage {
         let (id, data) = (r.id.clone(), json_text(&r.data));
         let (version, created_at, updated_at) = (r.version, r.created_at, r.updated_at);
         self.write(move |conn| {
-            let inserted = conn
-                .prepare_cached(
-                    "INSERT INTO records (collection, id, data, version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![collection, id, data, version, created_at, updated_at])
-                });
-            match inserted {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StorageError::Conflict(Conflict::RecordExists))
-                }
-                Err(e) => return Err(db_err(e)),
-            }
+            insert(
+                conn,
+                "INSERT INTO records (collection, id, data, version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![collection, id, data, version, created_at, updated_at],
+                || Conflict::RecordExists,
+            )?;
             insert_unique_values(conn, &collection, &id, &pairs)
         })
         .await
