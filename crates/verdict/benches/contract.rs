@@ -44,7 +44,7 @@ fn routes() -> Router {
     Router::new().route("/hello", get(|| async { "hello" }))
 }
 
-fn full_stack() -> Router {
+fn full_stack() -> verdict::ContractService {
     Contract::new(Preset::standard())
         .authenticate(Arc::new(OneToken))
         .authorize(Arc::new(ScopeByMethod))
@@ -64,7 +64,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn run(b: Bencher, app: Router, path: &'static str, token: Option<&'static str>) {
+fn run<S>(b: Bencher, app: S, path: &'static str, token: Option<&'static str>)
+where
+    S: tower::Service<
+            Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone,
+{
     let rt = runtime();
     b.bench_local(|| {
         let mut req = Request::get(path);

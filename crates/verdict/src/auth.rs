@@ -7,7 +7,10 @@
 //! - [`AuthenticateLayer`] resolves `Authorization: Bearer <token>` with your
 //!   [`Authenticator`] and records the outcome ([`Authentication`]); it never refuses.
 //! - [`RequireAuthLayer`] refuses with 401 when there are no credentials, or
-//!   bad ones, except on public routes.
+//!   bad ones, except on public routes. With
+//!   [`throttle_failures`](RequireAuthLayer::throttle_failures), an address
+//!   that sends too many bad credentials gets 429 for a while instead, so
+//!   tokens cannot be guessed at speed.
 //! - [`AuthorizeLayer`] asks your [`Authorizer`] whether the principal may do
 //!   this (403); [`ScopeByMethod`] is a ready one.
 //!
@@ -36,16 +39,43 @@
 //!     .route_layer(AuthenticateLayer::new(Arc::new(OneToken)));
 //! ```
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, MatchedPath, Request};
 use futures_util::future::BoxFuture;
 use http::request::Parts;
 use http::Method;
 
+use crate::client_addr::ClientAddr;
 use crate::guard::{Guard, GuardLayer};
-use crate::rate_limit::Quota;
+use crate::headers::RetryAfter;
+use crate::rate_limit::store::{Quota, RateLimitStore};
 use crate::ApiError;
+
+/// The realm of bearer challenges, in each request's extensions (put there by
+/// the normalizing layer from [`Contract::realm`](crate::Contract::realm)), so
+/// every 401 and 403 of a service names the same one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Realm(pub Arc<str>);
+
+impl Realm {
+    /// The realm `extensions` carry, else `api`.
+    pub fn of(extensions: &http::Extensions) -> Arc<str> {
+        extensions
+            .get::<Realm>()
+            .map_or_else(|| Arc::from(DEFAULT_REALM), |r| r.0.clone())
+    }
+}
+
+/// The scope that may do anything ([`ScopeByMethod`] lets it through
+/// everywhere; maintenance lets it in).
+pub const ADMIN_SCOPE: &str = "admin";
+
+/// The realm when none is configured.
+pub const DEFAULT_REALM: &str = "api";
 
 /// Who a valid token belongs to and what it may do.
 #[derive(Clone, Debug)]
@@ -53,6 +83,7 @@ pub struct Principal {
     subject: String,
     scopes: Vec<String>,
     rate_limit: Option<Quota>,
+    unlimited: bool,
     extensions: http::Extensions,
 }
 
@@ -67,8 +98,20 @@ impl Principal {
             subject: subject.into(),
             scopes: scopes.into_iter().map(Into::into).collect(),
             rate_limit: None,
+            unlimited: false,
             extensions: http::Extensions::new(),
         }
+    }
+
+    /// Exempt from rate limits altogether (an operator's break-glass credential).
+    pub fn without_rate_limit(mut self) -> Self {
+        self.unlimited = true;
+        self
+    }
+
+    /// Whether it is exempt from rate limits.
+    pub fn is_rate_limited(&self) -> bool {
+        !self.unlimited
     }
 
     /// A rate limit of its own, instead of the layer's default.
@@ -158,6 +201,12 @@ pub struct AuthenticateGuard {
     authenticator: Arc<dyn Authenticator>,
 }
 
+impl std::fmt::Debug for AuthenticateGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthenticateGuard").finish_non_exhaustive()
+    }
+}
+
 impl AuthenticateLayer {
     /// Resolves tokens with `authenticator`.
     pub fn new(authenticator: Arc<dyn Authenticator>) -> Self {
@@ -169,6 +218,14 @@ impl Guard for AuthenticateGuard {
     type State = ();
 
     async fn check(&self, req: &mut Request) -> Result<(), ApiError> {
+        let mut given = req.headers().get_all(http::header::AUTHORIZATION).iter();
+        if given.nth(1).is_some() {
+            // Proxies disagree on which of two wins; refusing both is the only safe reading.
+            return Err(ApiError::invalid_header(
+                "Authorization",
+                "it appears more than once; send one",
+            ));
+        }
         let outcome = match req.headers().get(http::header::AUTHORIZATION) {
             None => Authentication::Anonymous,
             Some(value) => {
@@ -202,10 +259,20 @@ impl Guard for AuthenticateGuard {
 pub type RequireAuthLayer = GuardLayer<RequireAuthGuard>;
 
 /// The check behind [`RequireAuthLayer`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RequireAuthGuard {
     realm: Arc<str>,
     public: Arc<Vec<String>>,
+    failures: Option<FailureThrottle>,
+}
+
+impl std::fmt::Debug for RequireAuthGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireAuthGuard")
+            .field("realm", &self.realm)
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RequireAuthLayer {
@@ -214,6 +281,7 @@ impl RequireAuthLayer {
         GuardLayer::from_guard(RequireAuthGuard {
             realm: realm.into(),
             public: Arc::new(Vec::new()),
+            failures: None,
         })
     }
 
@@ -222,6 +290,77 @@ impl RequireAuthLayer {
         Arc::make_mut(&mut self.guard_mut().public).push(path.into());
         self
     }
+
+    /// Throttles credential guessing: each request with invalid credentials
+    /// spends one of its client address's `quota` in `store`; once it is used
+    /// up, every request from that address that carries credentials, valid or
+    /// not, gets 429 with `Retry-After` until the budget comes back. Requests
+    /// from other addresses, and requests without credentials, are not
+    /// affected, so an attacker cannot lock a real token out from elsewhere.
+    /// The address is the client's ([`ClientAddr`]: the peer's, or what a
+    /// trusted proxy reports); without `ConnectInfo` nothing is throttled.
+    pub fn throttle_failures(mut self, store: Arc<dyn RateLimitStore>, quota: Quota) -> Self {
+        self.guard_mut().failures = Some(FailureThrottle {
+            store,
+            quota,
+            blocked: Arc::default(),
+        });
+        self
+    }
+}
+
+/// Failed authentications per client address.
+#[derive(Clone)]
+struct FailureThrottle {
+    store: Arc<dyn RateLimitStore>,
+    quota: Quota,
+    /// Addresses whose budget ran out, until when.
+    blocked: Arc<Mutex<HashMap<IpAddr, Instant>>>,
+}
+
+/// Addresses kept blocked at most; past it, expired entries are swept.
+const MAX_BLOCKED: usize = 100_000;
+
+impl FailureThrottle {
+    /// The wait left for `ip`, if it is blocked.
+    fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
+        let blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        let until = *blocked.get(&ip)?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Spends one failure of `ip`'s budget; the wait if it is used up.
+    async fn fail(&self, ip: IpAddr) -> Result<Option<Duration>, ApiError> {
+        let decision = self
+            .store
+            .check(&format!("authfail:{ip}"), self.quota)
+            .await?;
+        if decision.allowed {
+            return Ok(None);
+        }
+        let wait = decision.retry_after.max(Duration::from_secs(1));
+        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        if blocked.len() >= MAX_BLOCKED {
+            let now = Instant::now();
+            blocked.retain(|_, until| *until > now);
+            if blocked.len() >= MAX_BLOCKED {
+                blocked.clear();
+            }
+        }
+        blocked.insert(ip, Instant::now() + wait);
+        Ok(Some(wait))
+    }
+}
+
+fn throttled(wait: Duration) -> ApiError {
+    let retry = RetryAfter::from_duration(wait);
+    ApiError::rate_limited(retry)
+        .with_code("authentication_throttled")
+        .with_title("Too many failed authentications")
+        .with_detail(format!(
+            "Too many requests with invalid credentials came from this address; retry in {} seconds.",
+            retry.seconds()
+        ))
 }
 
 impl RequireAuthGuard {
@@ -239,7 +378,22 @@ impl Guard for RequireAuthGuard {
         if self.is_public(req) {
             return Ok(());
         }
-        match req.extensions().get::<Authentication>() {
+        let outcome = req.extensions().get::<Authentication>();
+        let peer = ClientAddr::of(req.extensions()).map(|c| c.0);
+        if let (Some(throttle), Some(ip)) = (&self.failures, peer) {
+            if !matches!(outcome, Some(Authentication::Anonymous) | None) {
+                if let Some(wait) = throttle.blocked_for(ip) {
+                    return Err(throttled(wait));
+                }
+            }
+            if let Some(Authentication::Invalid(why)) = outcome {
+                if let Some(wait) = throttle.fail(ip).await? {
+                    return Err(throttled(wait));
+                }
+                return Err(ApiError::invalid_token(&self.realm, *why));
+            }
+        }
+        match outcome {
             Some(Authentication::Authenticated(_)) => Ok(()),
             Some(Authentication::Invalid(why)) => Err(ApiError::invalid_token(&self.realm, *why)),
             Some(Authentication::Anonymous) | None => {
@@ -280,12 +434,13 @@ impl Authorizer for ScopeByMethod {
         request: &'a Parts,
     ) -> BoxFuture<'a, Result<(), ApiError>> {
         let needed = Self::scope_for(&request.method);
-        let ok = principal.has_scope(needed) || principal.has_scope("admin");
+        let ok = principal.has_scope(needed) || principal.has_scope(ADMIN_SCOPE);
+        let realm = Realm::of(&request.extensions);
         Box::pin(async move {
             if ok {
                 Ok(())
             } else {
-                Err(ApiError::insufficient_scope("api", needed))
+                Err(ApiError::insufficient_scope(&realm, needed))
             }
         })
     }
@@ -298,6 +453,12 @@ pub type AuthorizeLayer = GuardLayer<AuthorizeGuard>;
 #[derive(Clone)]
 pub struct AuthorizeGuard {
     authorizer: Arc<dyn Authorizer>,
+}
+
+impl std::fmt::Debug for AuthorizeGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizeGuard").finish_non_exhaustive()
+    }
 }
 
 impl AuthorizeLayer {
@@ -346,7 +507,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             .and_then(Authentication::principal)
             .cloned()
             .map(Authenticated)
-            .ok_or_else(|| ApiError::missing_credentials("api"))
+            .ok_or_else(|| ApiError::missing_credentials(&Realm::of(&parts.extensions)))
     }
 }
 

@@ -26,6 +26,9 @@ use crate::guard::{Guard, GuardLayer};
 use crate::route_table::RouteTable;
 use crate::ApiError;
 
+/// The default largest body: 1 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+
 /// The body limit of the current request, in its extensions (for error messages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BodyLimit(pub u64);

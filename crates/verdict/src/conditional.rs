@@ -27,7 +27,6 @@
 //! let app: Router = Router::new().route("/doc", put(replace));
 //! ```
 
-use std::fmt;
 use std::time::SystemTime;
 
 use axum::body::Body;
@@ -37,105 +36,12 @@ use futures_util::future::BoxFuture;
 use http::header::{self, HeaderName};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use http_body_util::BodyExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub use crate::headers::EntityTag;
 use crate::preset::Preset;
 use crate::ApiError;
-
-/// An entity tag (RFC 9110 section 8.8.3).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct EntityTag {
-    weak: bool,
-    opaque: String,
-}
-
-impl EntityTag {
-    /// A strong tag; `opaque` may not contain `"` (such characters are dropped).
-    pub fn strong(opaque: impl Into<String>) -> Self {
-        EntityTag {
-            weak: false,
-            opaque: clean(opaque.into()),
-        }
-    }
-
-    /// A weak tag (`W/"..."`).
-    pub fn weak(opaque: impl Into<String>) -> Self {
-        EntityTag {
-            weak: true,
-            opaque: clean(opaque.into()),
-        }
-    }
-
-    /// A strong tag from a hash of `bytes` (xxh3-128: fast, and collisions need
-    /// 2^64 versions of one resource).
-    pub fn from_content(bytes: &[u8]) -> Self {
-        EntityTag::strong(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)))
-    }
-
-    /// Whether the tag is weak.
-    pub fn is_weak(&self) -> bool {
-        self.weak
-    }
-
-    /// The opaque part, without quotes.
-    pub fn opaque(&self) -> &str {
-        &self.opaque
-    }
-
-    /// Strong comparison: both strong and the same (for `If-Match`).
-    pub fn strong_eq(&self, other: &EntityTag) -> bool {
-        !self.weak && !other.weak && self.opaque == other.opaque
-    }
-
-    /// Weak comparison: the same opaque part (for `If-None-Match`).
-    pub fn weak_eq(&self, other: &EntityTag) -> bool {
-        self.opaque == other.opaque
-    }
-
-    /// Parses one tag (`"abc"` or `W/"abc"`).
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim();
-        let (weak, rest) = match s.strip_prefix("W/") {
-            Some(rest) => (true, rest),
-            None => (false, s),
-        };
-        let opaque = rest.strip_prefix('"')?.strip_suffix('"')?;
-        // etagc = %x21 / %x23-7E / obs-text
-        if opaque
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
-        {
-            Some(EntityTag {
-                weak,
-                opaque: opaque.to_string(),
-            })
-        } else {
-            None
-        }
-    }
-
-    /// The header value.
-    pub fn header_value(&self) -> HeaderValue {
-        HeaderValue::from_str(&self.to_string()).expect("opaque tags are valid header text")
-    }
-}
-
-fn clean(s: String) -> String {
-    s.chars()
-        .filter(|c| *c == '!' || ('#'..='~').contains(c))
-        .collect()
-}
-
-impl fmt::Display for EntityTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.weak {
-            f.write_str("W/")?;
-        }
-        write!(f, "\"{}\"", self.opaque)
-    }
-}
 
 /// `*` or a list of entity tags, as in `If-Match` and `If-None-Match`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -417,7 +323,41 @@ const KEPT_ON_304: [HeaderName; 6] = [
 ];
 
 /// Largest body [`ETagLayer`] buffers to hash; larger ones pass untagged.
+#[cfg(feature = "etag")]
 const MAX_HASHED_BODY: usize = 8 * 1024 * 1024;
+
+/// Gives a response without an `ETag` one, hashed from its body (if small
+/// enough to buffer).
+#[cfg(feature = "etag")]
+async fn tag(
+    mut parts: http::response::Parts,
+    body: Body,
+) -> Result<(http::response::Parts, Body), ApiError> {
+    use http_body_util::BodyExt;
+    if parts.headers.contains_key(header::ETAG) {
+        return Ok((parts, body));
+    }
+    let small = http_body::Body::size_hint(&body)
+        .upper()
+        .is_some_and(|n| n as usize <= MAX_HASHED_BODY);
+    if !small {
+        return Ok((parts, body));
+    }
+    let bytes = body.collect().await.map_err(ApiError::internal)?.to_bytes();
+    parts
+        .headers
+        .insert(header::ETAG, EntityTag::from_content(&bytes).header_value());
+    Ok((parts, Body::from(bytes)))
+}
+
+/// Without the `etag` feature, only handlers' own `ETag`s are used.
+#[cfg(not(feature = "etag"))]
+async fn tag(
+    parts: http::response::Parts,
+    body: Body,
+) -> Result<(http::response::Parts, Body), ApiError> {
+    Ok((parts, body))
+}
 
 /// Layer that tags GET/HEAD 200 responses with a strong `ETag` and answers
 /// `If-None-Match` / `If-Modified-Since` with 304.
@@ -425,20 +365,20 @@ const MAX_HASHED_BODY: usize = 8 * 1024 * 1024;
 pub struct ETagLayer;
 
 impl<S> Layer<S> for ETagLayer {
-    type Service = ETagService<S>;
+    type Service = ETag<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ETagService { inner }
+        ETag { inner }
     }
 }
 
 /// The service of [`ETagLayer`].
 #[derive(Clone, Debug)]
-pub struct ETagService<S> {
+pub struct ETag<S> {
     inner: S,
 }
 
-impl<S> Service<Request> for ETagService<S>
+impl<S> Service<Request> for ETag<S>
 where
     S: Service<Request, Response = Response, Error = std::convert::Infallible>
         + Clone
@@ -480,23 +420,11 @@ where
             if res.status() != StatusCode::OK {
                 return Ok(res);
             }
-            let (mut parts, body) = res.into_parts();
-            let mut body = Body::new(body);
-            if !parts.headers.contains_key(header::ETAG) {
-                let small = http_body::Body::size_hint(&body)
-                    .upper()
-                    .is_some_and(|n| n as usize <= MAX_HASHED_BODY);
-                if small {
-                    let bytes = match body.collect().await {
-                        Ok(c) => c.to_bytes(),
-                        Err(e) => return Ok(ApiError::internal(e).into_response()),
-                    };
-                    parts
-                        .headers
-                        .insert(header::ETAG, EntityTag::from_content(&bytes).header_value());
-                    body = Body::from(bytes);
-                }
-            }
+            let (parts, body) = res.into_parts();
+            let (parts, body) = match tag(parts, Body::new(body)).await {
+                Ok(tagged) => tagged,
+                Err(e) => return Ok(e.into_response()),
+            };
             let current = Validators::from_headers(&parts.headers);
             match pre.check(Some(&current)) {
                 Err(PreconditionOutcome::NotModified(_)) => {

@@ -1,10 +1,13 @@
 //! `Content-Type`: 415 Unsupported Media Type, with `Accept-Post` or
 //! `Accept-Patch` naming what the endpoint takes.
 //!
-//! By default `POST` and `PUT` take `application/json` and `PATCH` takes
-//! `application/merge-patch+json` (RFC 7396); [`ContentTypeLayer::route`] sets
-//! another list for one route (NDJSON for an import, say). Only requests that
-//! carry a body are checked; parameters such as `charset` are ignored.
+//! By default `POST` and `PUT` take `application/json`, and `PATCH` takes
+//! `application/merge-patch+json` (RFC 7396) and `application/json`: most
+//! clients send the latter, and a JSON object patch has one sensible meaning
+//! either way, RFC 7396's (members replace, `null` removes), so refusing it
+//! would only make clients guess; [`ContentTypeLayer::route`] sets another
+//! list for one route (NDJSON for an import, say). Only requests that carry a
+//! body are checked; parameters such as `charset` are ignored.
 //!
 //! ```
 //! use axum::{routing::post, Router};
@@ -41,6 +44,16 @@ pub fn has_body(headers: &HeaderMap) -> bool {
             .is_some_and(|n| n > 0)
 }
 
+/// What `method` takes by default: merge-patch JSON and JSON for `PATCH`
+/// (merge-patch first: it is what `Accept-Patch` should advertise), JSON else.
+pub fn default_media_types(method: &Method) -> &'static [&'static str] {
+    if *method == Method::PATCH {
+        &["application/merge-patch+json", "application/json"]
+    } else {
+        &["application/json"]
+    }
+}
+
 /// Layer answering 415 to bodies of a media type the route does not take.
 pub type ContentTypeLayer = GuardLayer<ContentTypeGuard>;
 
@@ -57,7 +70,7 @@ impl Default for ContentTypeLayer {
 }
 
 impl ContentTypeLayer {
-    /// JSON for POST and PUT, merge-patch JSON for PATCH.
+    /// JSON for POST and PUT; merge-patch JSON or JSON for PATCH.
     pub fn new() -> Self {
         GuardLayer::from_guard(ContentTypeGuard {
             routes: Arc::new(Vec::new()),
@@ -92,10 +105,10 @@ impl ContentTypeGuard {
                 return t.clone();
             }
         }
-        match *method {
-            Method::PATCH => vec!["application/merge-patch+json".to_string()],
-            _ => vec!["application/json".to_string()],
-        }
+        default_media_types(method)
+            .iter()
+            .map(|t| t.to_string())
+            .collect()
     }
 }
 

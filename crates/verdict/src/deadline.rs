@@ -3,6 +3,10 @@
 //! stack"), and its handler's future is dropped. The normalizing layer gives
 //! the bare 504 its error body.
 //!
+//! If at that moment the handler is waiting for request body bytes the client
+//! has not sent ([`BodyProgress`]), the delay is the client's: the answer is
+//! 408 Request Timeout instead, and the connection is closed after it.
+//!
 //! ```
 //! use std::time::Duration;
 //! use axum::{routing::get, Router};
@@ -29,6 +33,8 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
+
+use crate::body_timeout::BodyProgress;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -70,33 +76,36 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = DeadlineFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        DeadlineFuture {
+        let body = req.extensions().get::<BodyProgress>().cloned();
+        ResponseFuture {
             inner: self.inner.call(req),
             at: Instant::now() + self.deadline,
             timer: None,
+            body,
         }
     }
 }
 
 pin_project! {
     /// The response future of [`Deadline`].
-    pub struct DeadlineFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
         at: Instant,
         #[pin]
         timer: Option<Sleep>,
+        body: Option<BodyProgress>,
     }
 }
 
-impl<F, B, E> Future for DeadlineFuture<F>
+impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Default,
@@ -115,7 +124,19 @@ where
             ready!(timer.poll(cx));
         }
         let mut res = Response::new(B::default());
-        *res.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+        if this
+            .body
+            .as_ref()
+            .is_some_and(BodyProgress::is_waiting_on_client)
+        {
+            *res.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            res.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        } else {
+            *res.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+        }
         Poll::Ready(Ok(res))
     }
 }

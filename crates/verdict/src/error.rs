@@ -23,16 +23,29 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
-use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde::Serialize;
 
-use crate::conditional::EntityTag;
-use crate::format::{ErrorFormat, RenderContext};
-use crate::headers::{AcceptedMediaTypes, Allow, BearerError, Challenge, RetryAfter, Upgrade};
+use crate::headers::{
+    AcceptedMediaTypes, Allow, BearerError, Challenge, EntityTag, RetryAfter, Upgrade,
+};
 use crate::status::{self, RequiredHeader};
+
+/// Member names the body formats use themselves: no extension may take them.
+const RESERVED_MEMBERS: [&str; 11] = [
+    "type",
+    "title",
+    "status",
+    "detail",
+    "instance",
+    "code",
+    "message",
+    "request_id",
+    "incident_id",
+    "errors",
+    "meta",
+];
 
 /// A failing field of a request body, named by a JSON Pointer (RFC 6901).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -109,6 +122,7 @@ struct Inner {
     situation: Option<Situation>,
     incident_id: Option<String>,
     upgrade: Option<Upgrade>,
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -127,6 +141,7 @@ impl ApiError {
                 situation: None,
                 incident_id: None,
                 upgrade: None,
+                extensions: serde_json::Map::new(),
             }),
         }
     }
@@ -177,6 +192,16 @@ impl ApiError {
         )
         .with_code("invalid_query")
         .with_title("Invalid query parameter")
+    }
+
+    /// 400: the path parameter `name` is not valid (`abc` where a number goes).
+    pub fn invalid_path_parameter(name: &str, detail: impl fmt::Display) -> Self {
+        Self::build(
+            StatusCode::BAD_REQUEST,
+            format!("The path parameter `{name}` is not valid: {detail}"),
+        )
+        .with_code("invalid_path_parameter")
+        .with_title("Invalid path parameter")
     }
 
     /// 400: the request header `name` is malformed.
@@ -271,6 +296,14 @@ impl ApiError {
                 available.join(", ")
             ),
         )
+    }
+
+    /// 408: the client stopped sending its request (headers or body) before it
+    /// was complete. A client's fault, never a 504; the connection is closed
+    /// after the answer (RFC 9110 section 15.5.9).
+    pub fn request_timeout(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::build(StatusCode::REQUEST_TIMEOUT, detail)
+            .header(http::header::CONNECTION, HeaderValue::from_static("close"))
     }
 
     /// 409: the request conflicts with the current state (a duplicate name, a non-empty collection).
@@ -396,7 +429,7 @@ impl ApiError {
     /// 500: an unexpected failure. `cause` goes to the log only, with an incident
     /// id that the client also gets.
     pub fn internal(cause: impl fmt::Display) -> Self {
-        let incident = uuid::Uuid::new_v4().simple().to_string();
+        let incident = crate::ids::new_id().replace('-', "");
         let mut e = Self::build(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("An unexpected error occurred. Quote incident {incident} when you report it."),
@@ -486,6 +519,31 @@ impl ApiError {
         self
     }
 
+    /// Adds a member of the application's own to the body (RFC 9457 section
+    /// 3.2 "extension members": `balance`, `accounts`...). It appears beside
+    /// the standard members in the problem and simple formats, and in each
+    /// error's `meta` in JSON:API. The names the formats use themselves
+    /// (`type`, `title`, `status`, `detail`, `instance`, `code`, `message`,
+    /// `request_id`, `incident_id`, `errors`) are refused: the member is not
+    /// added, so it can never hide what the contract says.
+    ///
+    /// ```
+    /// use verdict::ApiError;
+    ///
+    /// let e = ApiError::forbidden("Your balance is too low.").with_extension("balance", 30);
+    /// assert_eq!(e.extensions()["balance"], 30);
+    /// ```
+    pub fn with_extension(mut self, name: impl Into<String>, value: impl serde::Serialize) -> Self {
+        let name = name.into();
+        if RESERVED_MEMBERS.contains(&name.as_str()) {
+            return self;
+        }
+        if let Ok(value) = serde_json::to_value(value) {
+            self.inner.extensions.insert(name, value);
+        }
+        self
+    }
+
     /// Adds one failing field.
     pub fn with_field_error(mut self, error: FieldError) -> Self {
         self.inner.field_errors.push(error);
@@ -535,6 +593,11 @@ impl ApiError {
         &self.inner.headers
     }
 
+    /// The application's own members of the body.
+    pub fn extensions(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.inner.extensions
+    }
+
     /// The incident id of a 500, also logged with the cause.
     pub fn incident_id(&self) -> Option<&str> {
         self.inner.incident_id.as_deref()
@@ -550,59 +613,26 @@ impl ApiError {
         self.inner.upgrade.as_ref()
     }
 
-    /// Builds a response in `format` with `status` (the preset's), for the
-    /// normalizing layer and for [`IntoResponse`].
-    pub(crate) fn to_response(
-        &self,
-        status: StatusCode,
-        format: ErrorFormat,
-        ctx: &RenderContext<'_>,
-    ) -> Response {
-        let body = if ctx.head_only {
-            bytes::Bytes::new()
-        } else {
-            crate::format::render(self, status, format, ctx)
-        };
-        let mut res = Response::new(axum::body::Body::from(body));
-        *res.status_mut() = status;
-        let h = res.headers_mut();
-        for (name, value) in self.inner.headers.iter() {
-            h.append(name, value.clone());
-        }
-        if status.as_u16() == 426 {
-            if let Some(up) = &self.inner.upgrade {
-                h.insert(Upgrade::NAME, up.header_value());
-            }
-        }
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(format.content_type()),
-        );
-        h.insert(
-            http::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        );
-        res.extensions_mut()
-            .insert(Rendered(Arc::new(self.clone())));
-        res
-    }
-
-    /// Logs the error once, when it becomes a response; the request id comes
-    /// from the span the normalizing layer opens. A 500 is an incident (error);
-    /// 502-504 are the service's trouble (warn); 501 and 4xx are the client's (debug).
-    fn log(&self) {
+    /// Logs the error, once, when the normalizing layer sends it (inside the
+    /// request's span, which carries its request id); `ran` is how long the
+    /// request took. A 500 is an incident (error, with its incident id and
+    /// cause); 502-504 are the service's trouble (warn); 501 and 4xx are the
+    /// client's (debug).
+    pub(crate) fn log(&self, ran: std::time::Duration) {
         let status = self.inner.status.as_u16();
         let code = &*self.inner.code;
         let cause = self.inner.cause.as_deref().unwrap_or("-");
+        let elapsed_ms = ran.as_secs_f64() * 1000.0;
         match status {
             500 => tracing::error!(
                 status,
                 code,
                 incident_id = self.inner.incident_id.as_deref().unwrap_or("-"),
                 cause,
+                elapsed_ms,
                 "request failed"
             ),
-            502..=599 => tracing::warn!(status, code, cause, "request failed"),
+            502..=599 => tracing::warn!(status, code, cause, elapsed_ms, "request failed"),
             _ => tracing::debug!(status, code, cause, "request refused"),
         }
     }
@@ -620,27 +650,46 @@ impl fmt::Display for ApiError {
     }
 }
 
-impl std::error::Error for ApiError {}
-
-/// Marks a response the library built from an [`ApiError`], so that the
-/// normalizing layer re-renders it faithfully instead of guessing from the status.
-#[derive(Clone, Debug)]
-pub struct Rendered(pub Arc<ApiError>);
-
-impl IntoResponse for ApiError {
-    /// Renders as `application/problem+json` with the standard statuses; the
-    /// normalizing layer, when present, re-renders it in the negotiated format
-    /// and applies the preset.
-    fn into_response(self) -> Response {
-        self.log();
-        let status = self.inner.status;
-        self.to_response(status, ErrorFormat::Problem, &RenderContext::default())
+/// `?` on any error in a handler: a 500 whose body carries an incident id
+/// and nothing of the error, while the log gets the error and its sources.
+///
+/// (This is why `ApiError` itself is not a `std::error::Error`, like
+/// `anyhow::Error`: the blanket conversion would otherwise include it.)
+///
+/// ```
+/// use verdict::ApiError;
+///
+/// fn load(path: &str) -> Result<String, ApiError> {
+///     Ok(std::fs::read_to_string(path)?) // an io::Error becomes a logged 500
+/// }
+/// let e = load("/no/such/file").unwrap_err();
+/// assert_eq!(e.status(), 500);
+/// assert!(!e.detail().contains("/no/such/file"));
+/// assert!(e.cause().unwrap().contains("No such file"));
+/// ```
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError::internal(chain(&e))
     }
 }
 
-impl From<RequiresHeader> for ApiError {
-    fn from(e: RequiresHeader) -> Self {
-        ApiError::internal(e)
+/// An error and its sources, `outer: inner: innermost`, for the log.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(feature = "anyhow")]
+/// `?` on an `anyhow::Error`: a logged 500, as for any error.
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::internal(format!("{e:#}"))
     }
 }
 

@@ -6,6 +6,14 @@
 //! Neither echoes serde's or Rust's internals (`struct CreateToken`, `u32`):
 //! messages are rewritten in JSON's terms (`must be an integer`).
 //!
+//! JSON is read strictly, so that what the handler sees is what the client
+//! meant: an object with the same key twice is malformed (400 naming the key,
+//! not "last one wins"), and an integer outside what 64 bits hold, or a
+//! number outside a double's range, is refused with 422 naming the field
+//! instead of silently becoming an approximate float.
+//! [`RawBody`] reads a body whole for handlers that parse it themselves.
+//! A body that stops arriving is a 408 (see `verdict::body_timeout`).
+//!
 //! ```
 //! use axum::{routing::post, Router};
 //! use serde::Deserialize;
@@ -26,10 +34,11 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::body_limit::BodyLimit;
+use crate::body_limit::{BodyLimit, DEFAULT_MAX_BODY};
+use crate::body_timeout::BodyProgress;
 use crate::content_type::media_type;
 use crate::error::FieldError;
 use crate::headers::AcceptedMediaTypes;
@@ -55,13 +64,9 @@ where
         match media_type(req.headers()) {
             Some(t) if is_json_media_type(&t) => {}
             got => {
-                let accepted = if method == Method::PATCH {
-                    "application/merge-patch+json"
-                } else {
-                    "application/json"
-                };
+                let accepted = crate::content_type::default_media_types(&method);
                 return Err(ApiError::unsupported_media_type(
-                    AcceptedMediaTypes::new(method, [accepted]),
+                    AcceptedMediaTypes::new(method, accepted.iter().copied()),
                     got.as_deref(),
                 ));
             }
@@ -72,15 +77,20 @@ where
     }
 }
 
-/// Reads the whole body; an over-limit body is a 413.
+/// Reads the whole body: 413 over the limit, 408 if it stopped arriving.
 pub(crate) async fn read_body<S: Send + Sync>(
     req: Request,
     state: &S,
     limit: Option<u64>,
 ) -> Result<Bytes, ApiError> {
+    let progress = req.extensions().get::<BodyProgress>().cloned();
     Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::content_too_large(limit.unwrap_or(2 * 1024 * 1024))
+        if progress.as_ref().is_some_and(BodyProgress::timed_out) {
+            ApiError::request_timeout(
+                "The request body stopped arriving before it was complete; send it again.",
+            )
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::content_too_large(limit.unwrap_or(DEFAULT_MAX_BODY))
         } else {
             ApiError::bad_request("The request body could not be read.")
                 .with_cause(rejection.body_text())
@@ -88,44 +98,117 @@ pub(crate) async fn read_body<S: Send + Sync>(
     })
 }
 
-/// Deserializes an already-parsed JSON body into `T`: 422 naming the field.
+/// The request body, read whole (for handlers that parse it themselves):
+/// 413 over the route's limit, 408 if it stopped arriving, 400 if the
+/// connection broke off.
+#[derive(Clone, Debug, Default)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
+        read_body(req, state, limit).await.map(RawBody)
+    }
+}
+
+/// Deserializes an already-parsed JSON body into `T`: 422 naming every
+/// failing field (up to 20).
 ///
 /// For handlers that keep the contract's order (404 missing resource, then
 /// 412, then 422): extract `Json<serde_json::Value>` (only syntax is checked,
 /// 400), look the resource up, check preconditions, then call this.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let pointer = pointer_of(e.path());
-        let (pointer, detail) = client_message(&pointer, &e.inner().to_string());
-        ApiError::validation_failed(vec![FieldError::new(pointer, detail)])
-    })
+    match T::deserialize(&value) {
+        Ok(t) => Ok(t),
+        Err(_) => Err(invalid_content::<T>(value, None)),
+    }
 }
 
-/// Parses `bytes` as JSON into `T`: 400 (malformed) or 422 (wrong content).
+/// The 422 for `value`, which does not deserialize into `T`: every failing
+/// field, in the order they come in `text` when it is known.
+fn invalid_content<T: DeserializeOwned>(value: serde_json::Value, text: Option<&[u8]>) -> ApiError {
+    let mut errors = collect::all_errors::<T>(value);
+    if let Some(text) = text {
+        let pointers: Vec<String> = errors.iter().map(|(p, _)| p.clone()).collect();
+        let places = strict::positions(text, &pointers);
+        let mut placed: Vec<(usize, (String, String))> = places.into_iter().zip(errors).collect();
+        placed.sort_by_key(|(at, _)| *at);
+        errors = placed.into_iter().map(|(_, e)| e).collect();
+    }
+    if errors.is_empty() {
+        // Unreachable in practice: the lenient pass found what serde refused.
+        errors.push((String::new(), "is not valid".to_string()));
+    }
+    ApiError::validation_failed(
+        errors
+            .into_iter()
+            .map(|(pointer, detail)| FieldError::new(pointer, detail))
+            .collect(),
+    )
+}
+
+/// Parses `bytes` as JSON into `T`: 400 (malformed, or a key given twice in
+/// one object) or 422 (wrong content, naming every failing field in document
+/// order, or a number it cannot keep exactly).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = parse_value(bytes)?;
+    match serde_json::from_value::<T>(value) {
+        Ok(t) => Ok(t),
+        // The value was moved into the attempt: read it again, only on this path.
+        Err(_) => Err(invalid_content::<T>(parse_value(bytes)?, Some(bytes))),
+    }
+}
+
+/// Parses `bytes` as a JSON value, strictly (see the module's docs).
+pub fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::malformed_body(
             "The request body is empty; send a JSON document.",
         ));
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::malformed_body(format!(
-            "The request body is not valid JSON: {} at line {}, column {}.",
-            syntax_problem(&e),
-            e.line(),
-            e.column()
-        ))
-    })?;
-    from_value(value)
+    let value = match serde_json::from_slice::<strict::Strict>(bytes) {
+        Ok(strict::Strict(value)) => value,
+        Err(e) => return Err(syntax_error(bytes, &e)),
+    };
+    if strict::may_hold_a_long_integer(bytes) {
+        if let Some(pointer) = strict::find_number(bytes, strict::integer_out_of_range) {
+            return Err(ApiError::validation_failed(vec![FieldError::new(
+                pointer,
+                "is an integer too large to keep exactly (the range is -9223372036854775808 to 18446744073709551615); send it as a string",
+            )]));
+        }
+    }
+    Ok(value)
 }
 
-fn syntax_problem(e: &serde_json::Error) -> &'static str {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Eof => "it ends too early",
-        Category::Syntax => "unexpected character",
-        Category::Io | Category::Data => "it could not be read",
+/// The 400 (or 422) for a body serde_json could not read.
+fn syntax_error(bytes: &[u8], e: &serde_json::Error) -> ApiError {
+    let at = format!("at line {}, column {}", e.line(), e.column());
+    if e.is_data() {
+        // The one data error of a strict parse: a key given twice.
+        let key = strict::duplicate_key_of(e);
+        let pointer = strict::pointer_of_duplicate(bytes).unwrap_or_default();
+        return ApiError::malformed_body(format!(
+            "The request body gives the key `{key}` twice in the object at `{pointer}` ({at}); each key may appear once."
+        ));
     }
+    let message = e.to_string();
+    let problem = message
+        .rsplit_once(" at line ")
+        .map_or(message.as_str(), |(m, _)| m);
+    if problem == "number out of range" {
+        if let Some(pointer) = strict::find_number(bytes, strict::float_out_of_range) {
+            return ApiError::validation_failed(vec![FieldError::new(
+                pointer,
+                "is a number outside the range of a 64-bit floating point number",
+            )]);
+        }
+    }
+    ApiError::malformed_body(format!(
+        "The request body is not valid JSON: {problem} {at}."
+    ))
 }
 
 /// A serde path as a JSON Pointer (RFC 6901 escapes).
@@ -235,6 +318,9 @@ fn client_message(pointer: &str, message: &str) -> (String, String) {
     }
     if message.starts_with("invalid length") {
         let expected = message.split_once(", expected ").map_or("", |(_, e)| e);
+        if expected.contains("struct ") || expected.contains("::") {
+            return (pointer.to_string(), "must be an object".to_string());
+        }
         return (pointer.to_string(), format!("must have {expected}"));
     }
     // Messages of the application's own `Deserialize` impls are meant for clients.
@@ -246,6 +332,90 @@ fn client_message(pointer: &str, message: &str) -> (String, String) {
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// Path parameters deserialized into `T` (as axum's `Path`); one that does
+/// not parse is a 400 that names it (`The path parameter `id` is not valid:
+/// must be a non-negative integer`), not axum's plain-text rejection.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use verdict::Path;
+///
+/// async fn show(Path(id): Path<u32>) -> String {
+///     id.to_string()
+/// }
+///
+/// let app: Router = Router::new().route("/todos/{id}", get(show));
+/// // GET /todos/abc -> 400 {"code": "invalid_path_parameter", "detail": "The path parameter `id` ..."}
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        let rejection = match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => return Ok(Path(value)),
+            Err(r) => r,
+        };
+        let PathRejection::FailedToDeserializePathParams(failed) = rejection else {
+            return Err(ApiError::internal(format!(
+                "the Path extractor on a route without those parameters: {rejection}"
+            )));
+        };
+        // A lone parameter's name is not in the error: find it by its value.
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .ok();
+        let name_of = |value: &str| -> String {
+            raw.as_ref()
+                .and_then(|raw| {
+                    raw.iter()
+                        .find(|(_, v)| *v == value)
+                        .map(|(k, _)| k.to_string())
+                })
+                .unwrap_or_else(|| "parameter".to_string())
+        };
+        let (name, detail) = match failed.into_kind() {
+            ErrorKind::ParseErrorAtKey {
+                key, expected_type, ..
+            } => (key, format!("must be {}", json_kind(expected_type))),
+            ErrorKind::ParseError {
+                value,
+                expected_type,
+            } => (
+                name_of(&value),
+                format!("must be {}", json_kind(expected_type)),
+            ),
+            ErrorKind::ParseErrorAtIndex {
+                index,
+                expected_type,
+                ..
+            } => (
+                format!("#{}", index + 1),
+                format!("must be {}", json_kind(expected_type)),
+            ),
+            ErrorKind::InvalidUtf8InPathParam { key } => (key, "is not valid UTF-8".to_string()),
+            ErrorKind::DeserializeError { key, message, .. } => {
+                let (_, detail) = client_message("", &message);
+                (key, detail)
+            }
+            other => {
+                return Err(ApiError::internal(format!(
+                    "path parameters do not fit the Path extractor's type: {other}"
+                )))
+            }
+        };
+        Err(ApiError::invalid_path_parameter(&name, detail))
     }
 }
 
@@ -286,6 +456,9 @@ where
             })
     }
 }
+
+mod collect;
+mod strict;
 
 #[cfg(test)]
 mod tests {

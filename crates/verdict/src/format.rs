@@ -23,12 +23,15 @@
 use std::fmt;
 use std::str::FromStr;
 
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
 
 use crate::error::{ApiError, FieldError};
-use crate::negotiate::AcceptHeader;
+use crate::headers::{AcceptHeader, Upgrade};
 
 /// An error-body format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -164,6 +167,8 @@ struct Problem<'a> {
     incident_id: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -192,7 +197,10 @@ struct JsonApiSource<'a> {
 
 #[derive(Serialize)]
 struct JsonApiMeta<'a> {
-    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -201,6 +209,8 @@ struct Simple<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 /// Renders `error` as sent with `status` (which may differ from the error's
@@ -222,6 +232,7 @@ pub fn render<'a>(
             request_id: ctx.request_id,
             incident_id: error.incident_id(),
             errors: error.field_errors(),
+            extensions: error.extensions(),
         }),
         ErrorFormat::JsonApi => {
             let status = status.as_u16().to_string();
@@ -232,7 +243,12 @@ pub fn render<'a>(
                 title: error.title(),
                 detail,
                 source: pointer.map(|pointer| JsonApiSource { pointer }),
-                meta: ctx.request_id.map(|request_id| JsonApiMeta { request_id }),
+                meta: (ctx.request_id.is_some() || !error.extensions().is_empty()).then(|| {
+                    JsonApiMeta {
+                        request_id: ctx.request_id,
+                        extensions: error.extensions(),
+                    }
+                }),
             };
             let errors: Vec<JsonApiError<'_>> = if error.field_errors().is_empty() {
                 vec![one(error.detail(), None)]
@@ -249,9 +265,68 @@ pub fn render<'a>(
             code: error.code(),
             message: error.detail(),
             errors: error.field_errors(),
+            extensions: error.extensions(),
         }),
     };
     Bytes::from(result.expect("error bodies are plain data and always serialize"))
+}
+
+/// Marks a response the library built from an [`ApiError`], so that the
+/// normalizing layer re-renders it faithfully instead of guessing from the status.
+#[derive(Clone, Debug)]
+pub(crate) struct Rendered(pub(crate) Arc<ApiError>);
+
+/// `error` as a response in `format` with `status` (the preset's): the body,
+/// the headers the error carries (and `Upgrade` on a 426), `no-store`.
+pub(crate) fn response(
+    error: &ApiError,
+    status: StatusCode,
+    format: ErrorFormat,
+    ctx: &RenderContext<'_>,
+) -> Response {
+    let body = if ctx.head_only {
+        Bytes::new()
+    } else {
+        render(error, status, format, ctx)
+    };
+    let mut res = Response::new(axum::body::Body::from(body));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    for (name, value) in error.headers().iter() {
+        h.append(name, value.clone());
+    }
+    if status.as_u16() == 426 {
+        if let Some(up) = error.upgrade() {
+            h.insert(Upgrade::NAME, up.header_value());
+        }
+    }
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    res.extensions_mut()
+        .insert(Rendered(Arc::new(error.clone())));
+    res
+}
+
+impl IntoResponse for ApiError {
+    /// Renders as `application/problem+json` with the standard statuses; the
+    /// normalizing layer (part of every [`Contract`](crate::Contract))
+    /// re-renders it in the negotiated format, applies the preset, and logs
+    /// it, once.
+    fn into_response(self) -> Response {
+        let status = self.status();
+        response(
+            &self,
+            status,
+            ErrorFormat::Problem,
+            &RenderContext::default(),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -305,6 +380,26 @@ mod tests {
         let s = body(&e, ErrorFormat::Simple);
         assert_eq!(s["code"], "validation_failed");
         assert_eq!(s["errors"][0]["pointer"], "/name");
+    }
+
+    #[test]
+    fn extension_members_appear_in_every_format_and_never_replace_the_standard_ones() {
+        let e = ApiError::forbidden("Your balance is too low.")
+            .with_extension("balance", 30)
+            .with_extension("accounts", ["/account/12345"])
+            .with_extension("status", 200)
+            .with_extension("code", "mine");
+        let p = body(&e, ErrorFormat::Problem);
+        assert_eq!(p["balance"], 30);
+        assert_eq!(p["accounts"][0], "/account/12345");
+        assert_eq!(p["status"], 403);
+        assert_eq!(p["code"], "forbidden");
+        let j = body(&e, ErrorFormat::JsonApi);
+        assert_eq!(j["errors"][0]["meta"]["balance"], 30);
+        assert_eq!(j["errors"][0]["meta"]["request_id"], "req-1");
+        let s = body(&e, ErrorFormat::Simple);
+        assert_eq!(s["balance"], 30);
+        assert_eq!(s["code"], "forbidden");
     }
 
     #[test]

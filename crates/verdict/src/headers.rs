@@ -17,7 +17,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 /// `Retry-After` in whole seconds, rounded up and at least 1.
 ///
@@ -26,6 +26,10 @@ use http::{HeaderName, HeaderValue, Method};
 /// only allows whole seconds, so any positive wait rounds up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RetryAfter(u64);
+
+/// The delay a 503 (or any status that needs `Retry-After`) suggests when
+/// nothing better is known: one second, the least RFC 9110's integer form says.
+pub const DEFAULT_RETRY_AFTER: RetryAfter = RetryAfter(1);
 
 impl RetryAfter {
     /// The header's name.
@@ -327,5 +331,221 @@ mod tests {
         assert_eq!(a.header_name(), "accept-patch");
         let a = AcceptedMediaTypes::new(Method::POST, ["application/json"]);
         assert_eq!(a.header_name(), "accept-post");
+    }
+}
+
+/// An entity tag (RFC 9110 section 8.8.3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EntityTag {
+    weak: bool,
+    opaque: String,
+}
+
+impl EntityTag {
+    /// A strong tag; `opaque` may not contain `"` (such characters are dropped).
+    pub fn strong(opaque: impl Into<String>) -> Self {
+        EntityTag {
+            weak: false,
+            opaque: clean(opaque.into()),
+        }
+    }
+
+    /// A weak tag (`W/"..."`).
+    pub fn weak(opaque: impl Into<String>) -> Self {
+        EntityTag {
+            weak: true,
+            opaque: clean(opaque.into()),
+        }
+    }
+
+    /// A strong tag from a hash of `bytes` (xxh3-128: fast, and collisions need
+    /// 2^64 versions of one resource).
+    #[cfg(feature = "etag")]
+    pub fn from_content(bytes: &[u8]) -> Self {
+        EntityTag::strong(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)))
+    }
+
+    /// Whether the tag is weak.
+    pub fn is_weak(&self) -> bool {
+        self.weak
+    }
+
+    /// The opaque part, without quotes.
+    pub fn opaque(&self) -> &str {
+        &self.opaque
+    }
+
+    /// Strong comparison: both strong and the same (for `If-Match`).
+    pub fn strong_eq(&self, other: &EntityTag) -> bool {
+        !self.weak && !other.weak && self.opaque == other.opaque
+    }
+
+    /// Weak comparison: the same opaque part (for `If-None-Match`).
+    pub fn weak_eq(&self, other: &EntityTag) -> bool {
+        self.opaque == other.opaque
+    }
+
+    /// Parses one tag (`"abc"` or `W/"abc"`).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let (weak, rest) = match s.strip_prefix("W/") {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let opaque = rest.strip_prefix('"')?.strip_suffix('"')?;
+        // etagc = %x21 / %x23-7E / obs-text
+        if opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            Some(EntityTag {
+                weak,
+                opaque: opaque.to_string(),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// The header value.
+    pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::from_str(&self.to_string()).expect("opaque tags are valid header text")
+    }
+}
+
+fn clean(s: String) -> String {
+    s.chars()
+        .filter(|c| *c == '!' || ('#'..='~').contains(c))
+        .collect()
+}
+
+impl fmt::Display for EntityTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.weak {
+            f.write_str("W/")?;
+        }
+        write!(f, "\"{}\"", self.opaque)
+    }
+}
+
+/// One media range of an `Accept` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct MediaRange {
+    kind: String,
+    subtype: String,
+    /// Quality in thousandths (0..=1000).
+    q: u16,
+}
+
+/// A parsed `Accept` header (all `Accept` fields of the request, joined).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AcceptHeader {
+    ranges: Vec<MediaRange>,
+    present: bool,
+}
+
+impl AcceptHeader {
+    /// Parses the request's `Accept` fields. Members that do not parse are
+    /// skipped (RFC 9110 lets a server ignore a bad field rather than fail).
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let mut out = AcceptHeader::default();
+        for value in headers.get_all(http::header::ACCEPT) {
+            out.present = true;
+            let Ok(text) = value.to_str() else { continue };
+            for member in text.split(',') {
+                if let Some(range) = parse_range(member) {
+                    out.ranges.push(range);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the request sent an `Accept` with at least one valid range.
+    pub fn is_restrictive(&self) -> bool {
+        self.present && !self.ranges.is_empty()
+    }
+
+    /// The quality (0..=1000) the client gives `media_type` (`type/subtype`):
+    /// that of the most specific matching range, 0 if none matches, 1000 when
+    /// there is no `Accept` at all.
+    pub fn quality(&self, media_type: &str) -> u16 {
+        if !self.is_restrictive() {
+            return 1000;
+        }
+        let (kind, subtype) = media_type.split_once('/').unwrap_or((media_type, ""));
+        let mut best: Option<(u8, u16)> = None;
+        for r in &self.ranges {
+            let specificity = if r.kind == "*" && r.subtype == "*" {
+                1
+            } else if r.kind.eq_ignore_ascii_case(kind) && r.subtype == "*" {
+                2
+            } else if r.kind.eq_ignore_ascii_case(kind) && r.subtype.eq_ignore_ascii_case(subtype) {
+                3
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(s, _)| specificity > s) {
+                best = Some((specificity, r.q));
+            }
+        }
+        best.map(|(_, q)| q).unwrap_or(0)
+    }
+
+    /// The available type the client prefers (highest q above 0; ties go to
+    /// the server's order), or `None` if it accepts none of them.
+    pub fn negotiate<'a>(&self, available: &[&'a str]) -> Option<&'a str> {
+        let mut best: Option<(&'a str, u16)> = None;
+        for &a in available {
+            let q = self.quality(a);
+            if q > 0 && best.is_none_or(|(_, bq)| q > bq) {
+                best = Some((a, q));
+            }
+        }
+        best.map(|(a, _)| a)
+    }
+
+    /// Whether the client names `media_type` itself (not by a wildcard) with q above 0.
+    pub fn names(&self, media_type: &str) -> bool {
+        let (kind, subtype) = media_type.split_once('/').unwrap_or((media_type, ""));
+        self.ranges.iter().any(|r| {
+            r.q > 0 && r.kind.eq_ignore_ascii_case(kind) && r.subtype.eq_ignore_ascii_case(subtype)
+        })
+    }
+}
+
+fn parse_range(member: &str) -> Option<MediaRange> {
+    let mut parts = member.split(';');
+    let media = parts.next()?.trim();
+    let (kind, subtype) = media.split_once('/')?;
+    let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+    if !token(kind) || !token(subtype) || (kind == "*" && subtype != "*") {
+        return None;
+    }
+    let mut q = 1000;
+    for param in parts {
+        let (name, value) = param.split_once('=')?;
+        if name.trim().eq_ignore_ascii_case("q") {
+            q = parse_qvalue(value.trim())?;
+        }
+    }
+    Some(MediaRange {
+        kind: kind.to_ascii_lowercase(),
+        subtype: subtype.to_ascii_lowercase(),
+        q,
+    })
+}
+
+/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
+fn parse_qvalue(s: &str) -> Option<u16> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac_val: u16 = format!("{frac:0<3}").parse().ok()?;
+    match int {
+        "0" => Some(frac_val),
+        "1" if frac_val == 0 => Some(1000),
+        _ => None,
     }
 }

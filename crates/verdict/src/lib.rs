@@ -20,7 +20,7 @@
 //! }
 //!
 //! # async fn run() {
-//! let app: Router = Contract::new(Preset::standard())
+//! let app = Contract::new(Preset::standard())
 //!     .max_in_flight(1024)
 //!     .timeout(std::time::Duration::from_secs(30))
 //!     .apply(Router::new().route("/records/{id}", get(show)));
@@ -31,20 +31,38 @@
 //! # }
 //! ```
 //!
+//! Defaults worth knowing: bodies are JSON (up to 1 MiB); `PATCH` takes
+//! `application/merge-patch+json` and plain `application/json`, both read as
+//! RFC 7396 merge patches; [`Contract::apply`] gives back a
+//! [`ContractService`], which takes no more routes (one added after the
+//! checks were stacked would skip them all), so add every route first.
+//!
 //! The pieces, one module per concern:
 //! - [`status`]: the catalog of every code; [`headers`]: typed required headers;
 //! - [`ApiError`] ([`error`]): the one error type; [`format`](mod@format): the three bodies;
 //! - [`preset`]: the seeds' variants and their mappings;
 //! - layers: [`request_id`], [`method`], [`retired`], [`deadline`], [`load_shed`], [`maintenance`], [`auth`],
-//!   [`rate_limit`], [`negotiate`], [`content_type`], [`body_limit`],
+//!   [`rate_limit`], [`negotiate`], [`content_type`], [`body_limit`], [`body_timeout`],
 //!   [`conditional`], [`panic`](mod@panic), [`normalize`]; and [`stack`], which orders them;
-//! - extractors: [`Json`], [`Query`], [`conditional::Preconditions`],
-//!   [`auth::Authenticated`].
+//! - extractors: [`Json`], [`Path`], [`Query`], [`RawBody`], [`conditional::Preconditions`],
+//!   [`auth::Authenticated`];
+//! - [`server`]: serving over TCP with header, idle and write timeouts and a
+//!   connection cap;
+//! - [`mod@test`]: send requests through an app in tests and assert the
+//!   contract's shape of an error;
+//! - `openapi` (the `utoipa` feature): every error response the contract
+//!   may send, added to an adopter's utoipa document.
+//!
+//! A whole app to start from is `examples/todos` (tokens, rate limits,
+//! ETags, maintenance and its OpenAPI document): `cargo run -p verdict
+//! --example todos`.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod auth;
 pub mod body_limit;
+pub mod body_timeout;
+pub mod client_addr;
 pub mod conditional;
 pub mod content_type;
 pub mod deadline;
@@ -53,11 +71,14 @@ pub mod extract;
 pub mod format;
 pub mod guard;
 pub mod headers;
+mod ids;
 pub mod load_shed;
 pub mod maintenance;
 pub mod method;
 pub mod negotiate;
 pub mod normalize;
+#[cfg(feature = "utoipa")]
+pub mod openapi;
 pub mod panic;
 pub mod preset;
 pub mod problems;
@@ -66,8 +87,11 @@ pub mod request_id;
 pub mod request_limits;
 pub mod retired;
 mod route_table;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod stack;
 pub mod status;
+pub mod test;
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]
@@ -75,7 +99,7 @@ pub mod status;
 pub struct ReadmeDoctests;
 
 pub use error::{ApiError, FieldError, Situation};
-pub use extract::{Json, Query};
+pub use extract::{Json, Path, Query, RawBody};
 pub use format::ErrorFormat;
 pub use preset::Preset;
-pub use stack::Contract;
+pub use stack::{Contract, ContractService};

@@ -20,7 +20,7 @@ use axum::response::Response;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::guard::{Guard, GuardLayer};
-use crate::headers::RetryAfter;
+use crate::headers::DEFAULT_RETRY_AFTER;
 use crate::ApiError;
 
 /// Layer that sheds requests beyond `max_in_flight` with 503.
@@ -48,7 +48,7 @@ impl Guard for LoadShedGuard {
         self.slots
             .clone()
             .try_acquire_owned()
-            .map_err(|_| ApiError::overloaded(RetryAfter::from_secs(1)))
+            .map_err(|_| ApiError::overloaded(DEFAULT_RETRY_AFTER))
     }
 
     fn finish(&self, permit: OwnedSemaphorePermit, _res: &mut Response) {

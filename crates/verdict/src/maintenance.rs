@@ -70,7 +70,7 @@ impl MaintenanceLayer {
     pub fn new(switch: MaintenanceSwitch) -> Self {
         GuardLayer::from_guard(MaintenanceGuard {
             switch,
-            bypass_scope: "admin".into(),
+            bypass_scope: crate::auth::ADMIN_SCOPE.into(),
         })
     }
 }

@@ -117,7 +117,7 @@ where
             let Ok(res) = inner.call(req).await;
             let res = res.into_response();
             if res.status() != StatusCode::METHOD_NOT_ALLOWED
-                || res.extensions().get::<crate::error::Rendered>().is_some()
+                || res.extensions().get::<crate::format::Rendered>().is_some()
             {
                 return Ok(res);
             }

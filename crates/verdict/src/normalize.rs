@@ -1,6 +1,6 @@
 //! The normalizing layer: every response leaves the stack in the contract's shape.
 //!
-//! - An error the library built (marked with [`Rendered`]) is re-rendered in the
+//! - An error the library built (marked in the response extensions) is re-rendered in the
 //!   format the request negotiated, with the request id and `instance`.
 //! - An error built elsewhere (axum's plain-text rejections, tower-http's empty
 //!   413 or 504, a handler's bare `StatusCode`) becomes a full error body too,
@@ -11,8 +11,16 @@
 //!   if it cannot be known, the class's generic code is sent instead.
 //! - Every error gets `Cache-Control: no-store`; a HEAD gets no body.
 //!
-//! It also puts the [`Preset`] in the request's extensions for inner layers,
-//! and runs the request inside a `tracing` span that carries the request id.
+//! It also puts the [`Preset`] and the [`Realm`] in the request's extensions
+//! for inner layers, and runs the request inside a `tracing` span that carries
+//! the request id.
+//!
+//! It is where errors are logged, once each, whoever built them: a 500 at
+//! `error` with its incident id and cause, 502-504 at `warn` with how long
+//! the request ran, the rest at `debug`.
+//!
+//! A status with no standard reason phrase (420) gets the catalog's on the
+//! status line, so hyper does not send `420 <none>`.
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -39,9 +47,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::error::{ApiError, Rendered};
-use crate::format::{self, ErrorFormat, RenderContext};
-use crate::headers::{Challenge, RetryAfter};
+use crate::auth::Realm;
+use crate::error::ApiError;
+use crate::format::{self, ErrorFormat, RenderContext, Rendered};
+use crate::headers::{Challenge, RetryAfter, DEFAULT_RETRY_AFTER};
 use crate::preset::Preset;
 use crate::status::{self, RequiredHeader};
 
@@ -107,6 +116,7 @@ struct RequestFacts {
     instance: String,
     format: ErrorFormat,
     head: bool,
+    started: std::time::Instant,
 }
 
 impl<S> Service<Request> for Normalize<S>
@@ -134,8 +144,11 @@ where
             instance: req.uri().path().to_string(),
             format: ErrorFormat::negotiate(req.headers(), config.preset.format()),
             head: req.method() == Method::HEAD,
+            started: std::time::Instant::now(),
         };
         req.extensions_mut().insert(config.preset.clone());
+        req.extensions_mut()
+            .insert(Realm(Arc::from(config.realm.as_str())));
         let span = tracing::info_span!(
             "request",
             request_id = facts.request_id.as_deref().unwrap_or("-"),
@@ -162,12 +175,14 @@ fn normalize(config: &Config, facts: &RequestFacts, mut res: Response) -> Respon
         if mapped != status {
             *res.status_mut() = ensure_headers(config, None, mapped, res.headers_mut());
         }
+        give_reason_phrase(&mut res);
         return res;
     }
     let error = match rendered {
         Some(Rendered(e)) => e,
         None => Arc::new(foreign(status, &facts.instance)),
     };
+    error.log(facts.started.elapsed());
     let wanted = match error.situation() {
         Some(situation) => preset.status_for(situation),
         None => preset.map(status),
@@ -194,7 +209,21 @@ fn normalize(config: &Config, facts: &RequestFacts, mut res: Response) -> Respon
     );
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res.extensions_mut().insert(Rendered(error));
+    give_reason_phrase(&mut res);
     res
+}
+
+/// The catalog's reason phrase for a status `http` has none for (420), so
+/// the status line says `420 Enhance Your Calm`, not `420 <none>`.
+fn give_reason_phrase(res: &mut Response) {
+    if res.status().canonical_reason().is_none() {
+        if let Some(entry) = status::lookup(res.status()) {
+            res.extensions_mut()
+                .insert(hyper::ext::ReasonPhrase::from_static(
+                    entry.reason.as_bytes(),
+                ));
+        }
+    }
 }
 
 /// Adds what `status` requires and can be defaulted; falls back to the class's
@@ -210,7 +239,7 @@ fn ensure_headers(
     };
     match missing {
         RequiredHeader::RetryAfter => {
-            headers.insert(RetryAfter::NAME, RetryAfter::from_secs(1).header_value());
+            headers.insert(RetryAfter::NAME, DEFAULT_RETRY_AFTER.header_value());
             status
         }
         RequiredHeader::WwwAuthenticate => {

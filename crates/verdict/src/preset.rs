@@ -52,8 +52,9 @@ pub struct Preset {
 /// Each preset: its codes, and where every other catalog code goes.
 /// (`from -> to` rows; `standard` allows everything and maps nothing.)
 mod tables {
-    pub const SEED_000_ALLOWED: &[u16] = &[200, 304, 400, 401, 403, 404, 422, 429, 500, 503, 504];
-    pub const SEED_000_MAP: &[(u16, u16)] = &[
+    pub(super) const SEED_000_ALLOWED: &[u16] =
+        &[200, 304, 400, 401, 403, 404, 422, 429, 500, 503, 504];
+    pub(super) const SEED_000_MAP: &[(u16, u16)] = &[
         (201, 200),
         (202, 200),
         (204, 200),
@@ -63,6 +64,7 @@ mod tables {
         (303, 200),
         (405, 400),
         (406, 400),
+        (408, 400),
         (409, 422),
         (410, 404),
         (412, 400),
@@ -77,16 +79,17 @@ mod tables {
         (502, 500),
     ];
 
-    pub const SEED_001_ALLOWED: &[u16] = &[
+    pub(super) const SEED_001_ALLOWED: &[u16] = &[
         200, 201, 202, 304, 400, 401, 403, 404, 405, 406, 410, 420, 422, 429, 500, 501, 502, 503,
         504,
     ];
-    pub const SEED_001_MAP: &[(u16, u16)] = &[
+    pub(super) const SEED_001_MAP: &[(u16, u16)] = &[
         (204, 200),
         (207, 200),
         (300, 200),
         (302, 200),
         (303, 200),
+        (408, 400),
         (409, 422),
         (412, 400),
         (413, 400),
@@ -97,14 +100,15 @@ mod tables {
         (431, 400),
     ];
 
-    pub const SEED_002_ALLOWED: &[u16] = &[
+    pub(super) const SEED_002_ALLOWED: &[u16] = &[
         200, 201, 204, 300, 302, 304, 400, 401, 403, 404, 406, 500, 501, 503,
     ];
-    pub const SEED_002_MAP: &[(u16, u16)] = &[
+    pub(super) const SEED_002_MAP: &[(u16, u16)] = &[
         (202, 200),
         (207, 200),
         (303, 302),
         (405, 501),
+        (408, 400),
         (409, 400),
         (410, 404),
         (412, 400),
@@ -121,15 +125,16 @@ mod tables {
         (504, 500),
     ];
 
-    pub const SEED_003_ALLOWED: &[u16] = &[
+    pub(super) const SEED_003_ALLOWED: &[u16] = &[
         200, 201, 202, 204, 400, 401, 403, 404, 405, 406, 426, 429, 500, 503,
     ];
-    pub const SEED_003_MAP: &[(u16, u16)] = &[
+    pub(super) const SEED_003_MAP: &[(u16, u16)] = &[
         (207, 200),
         (300, 200),
         (302, 200),
         (303, 200),
         (304, 200),
+        (408, 400),
         (409, 400),
         (410, 404),
         (412, 400),
@@ -145,13 +150,14 @@ mod tables {
         (504, 500),
     ];
 
-    pub const SEED_004_ALLOWED: &[u16] = &[
+    pub(super) const SEED_004_ALLOWED: &[u16] = &[
         200, 201, 202, 204, 207, 303, 304, 400, 401, 403, 404, 405, 406, 409, 410, 412, 415, 422,
         429, 500, 502, 503, 504,
     ];
-    pub const SEED_004_MAP: &[(u16, u16)] = &[
+    pub(super) const SEED_004_MAP: &[(u16, u16)] = &[
         (300, 200),
         (302, 303),
+        (408, 400),
         (413, 400),
         (414, 400),
         (420, 429),

@@ -1,37 +1,118 @@
-//! `X-Request-Id` on every response: the client's own id echoed, else a new
-//! UUID; and the [`RequestId`] extractor for handlers that log or return it.
-//!
-//! Built on tower-http's `SetRequestIdLayer` and `PropagateRequestIdLayer`;
-//! [`Contract`](crate::Contract) installs both around the whole router.
+//! `X-Request-Id` on every request and response: the client's own id kept
+//! (when it is a sane header value), else a new one; the same id on the
+//! response, and in the [`RequestId`] extractor for handlers that log or
+//! return it.
 //!
 //! ```
 //! use axum::{routing::get, Router};
 //! use tower::Layer;
-//! use verdict::request_id::{self, RequestId};
+//! use verdict::request_id::{RequestId, SetRequestIdLayer};
 //!
 //! let routes: Router = Router::new().route("/", get(|id: RequestId| async move { id.to_string() }));
-//! let app = request_id::set_layer().layer(request_id::propagate_layer().layer(routes));
+//! let app = SetRequestIdLayer.layer(routes);
 //! ```
+//!
+//! Written here rather than taken from tower-http's request-id layers, which
+//! need the `uuid` crate to make ids; this one makes them with the standard
+//! library, and is one layer instead of two.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use http::{HeaderName, HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use crate::ApiError;
 
 /// The header's name.
 pub const HEADER: &str = "x-request-id";
 
-/// Sets `X-Request-Id` on requests that lack one (a UUID v4).
-pub fn set_layer() -> SetRequestIdLayer<MakeRequestUuid> {
-    SetRequestIdLayer::x_request_id(MakeRequestUuid)
+/// The longest client-given id kept; a longer one is replaced.
+const MAX_LEN: usize = 128;
+
+/// Whether a client's id is kept: short visible ASCII.
+fn acceptable(v: &HeaderValue) -> bool {
+    !v.is_empty() && v.len() <= MAX_LEN && v.as_bytes().iter().all(|b| (0x21..0x7f).contains(b))
 }
 
-/// Copies the request's `X-Request-Id` onto its response.
-pub fn propagate_layer() -> PropagateRequestIdLayer {
-    PropagateRequestIdLayer::x_request_id()
+/// Layer that gives every request an `X-Request-Id` and its response the same.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetRequestIdLayer;
+
+impl<S> Layer<S> for SetRequestIdLayer {
+    type Service = SetRequestId<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SetRequestId { inner }
+    }
+}
+
+/// The service of [`SetRequestIdLayer`].
+#[derive(Clone, Debug)]
+pub struct SetRequestId<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SetRequestId<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let name = HeaderName::from_static(HEADER);
+        let id = match req.headers().get(&name) {
+            Some(v) if acceptable(v) => v.clone(),
+            _ => {
+                let v = HeaderValue::from_str(&crate::ids::new_id()).expect("ids are hex");
+                req.headers_mut().insert(name, v.clone());
+                v
+            }
+        };
+        ResponseFuture {
+            inner: self.inner.call(req),
+            id: Some(id),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`SetRequestId`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        if let Some(id) = this.id.take() {
+            res.headers_mut()
+                .entry(HeaderName::from_static(HEADER))
+                .or_insert(id);
+        }
+        Poll::Ready(Ok(res))
+    }
 }
 
 /// The request's id, for a handler.
@@ -53,6 +134,21 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
             .get(HEADER)
             .and_then(|v| v.to_str().ok())
             .map(|s| RequestId(s.to_string()))
-            .ok_or_else(|| ApiError::internal("no request id: install request_id::set_layer"))
+            .ok_or_else(|| ApiError::internal("no request id: install SetRequestIdLayer"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clients_sane_id_is_kept_and_garbage_replaced() {
+        assert!(acceptable(&HeaderValue::from_static("req-42")));
+        assert!(!acceptable(&HeaderValue::from_static("")));
+        assert!(!acceptable(&HeaderValue::from_static("has space")));
+        assert!(!acceptable(
+            &HeaderValue::from_str(&"x".repeat(200)).unwrap()
+        ));
     }
 }

@@ -1,9 +1,10 @@
 //! 414 URI Too Long and 431 Request Header Fields Too Large, as full error
 //! bodies, before anything else looks at the request.
 //!
-//! hyper has limits of its own (answered with an empty body, or a closed
-//! connection); these are lower, so a client that passes a sane limit gets the
-//! contract's answer.
+//! hyper has limits of its own (a 64 KiB URI, its buffer, 100 header fields
+//! by default); these are no higher, so a client that passes a sane limit gets
+//! the contract's answer from here. (What hyper refuses first,
+//! `verdict::server` answers in the contract's format too.)
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -27,6 +28,7 @@ pub type RequestLimitsLayer = GuardLayer<RequestLimitsGuard>;
 pub struct RequestLimitsGuard {
     max_uri: usize,
     max_headers: usize,
+    max_fields: usize,
 }
 
 impl RequestLimitsLayer {
@@ -35,12 +37,23 @@ impl RequestLimitsLayer {
         GuardLayer::from_guard(RequestLimitsGuard {
             max_uri,
             max_headers,
+            max_fields: DEFAULT_MAX_FIELDS,
         })
+    }
+
+    /// At most `n` header fields (default 100).
+    pub fn max_fields(mut self, n: usize) -> Self {
+        self.guard_mut().max_fields = n;
+        self
     }
 }
 
+/// Header fields a request may carry unless configured otherwise.
+pub const DEFAULT_MAX_FIELDS: usize = 100;
+
 impl Default for RequestLimitsLayer {
-    /// 8 KiB URIs (RFC 9110 recommends supporting at least 8000 octets), 32 KiB of headers.
+    /// 8 KiB URIs (RFC 9110 recommends supporting at least 8000 octets), 32 KiB
+    /// of headers in at most 100 fields.
     fn default() -> Self {
         Self::new(8 * 1024, 32 * 1024)
     }
@@ -53,6 +66,13 @@ impl Guard for RequestLimitsGuard {
         let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
         if uri_len > self.max_uri {
             return Err(ApiError::uri_too_long(self.max_uri));
+        }
+        let fields = req.headers().len();
+        if fields > self.max_fields {
+            return Err(ApiError::header_fields_too_large(format!(
+                "The request has {fields} header fields; the limit is {}.",
+                self.max_fields
+            )));
         }
         let header_bytes: usize = req
             .headers()

@@ -23,17 +23,40 @@
 //!   fallback, so 404 wins too.
 //!
 //! [`Contract::apply`] must therefore be called after every route is added,
-//! and on a router whose state is already provided (`Router<()>`).
+//! and on a router whose state is already provided (`Router<()>`). It takes
+//! the router and gives back a [`ContractService`], which serves requests but
+//! takes no routes: a route added after the checks were stacked would skip
+//! every one of them, authentication included, so it cannot be added.
+//!
+//! ```compile_fail
+//! use axum::{routing::get, Router};
+//! use verdict::{Contract, Preset};
+//!
+//! let app = Contract::new(Preset::standard()).apply(Router::new().route("/", get(|| async { "ok" })));
+//! // A route after `apply` would bypass every check: it does not compile.
+//! let app = app.route("/admin", get(|| async { "secrets" }));
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{IntoMakeService, Route};
+use axum::serve::{IncomingStream, Listener};
 use axum::Router;
 use http::Method;
 use tower::ServiceBuilder;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use crate::auth::{AuthenticateLayer, Authenticator, AuthorizeLayer, Authorizer, RequireAuthLayer};
 use crate::body_limit::BodyLimitLayer;
+use crate::body_timeout::{BodyTimeoutLayer, DEFAULT_BODY_TIMEOUT};
+use crate::client_addr::{ClientAddrLayer, TrustedProxies};
 use crate::conditional::ETagLayer;
 use crate::content_type::ContentTypeLayer;
 use crate::deadline::DeadlineLayer;
@@ -46,13 +69,13 @@ use crate::negotiate::AcceptLayer;
 use crate::normalize::NormalizeLayer;
 use crate::panic::catch_panic_layer;
 use crate::preset::Preset;
+use crate::problems::ProblemType;
 use crate::rate_limit::{Quota, RateLimitLayer, RateLimitStore};
 use crate::request_id;
 use crate::request_limits::RequestLimitsLayer;
 use crate::retired::RetiredLayer;
 
-/// The default largest JSON body: 1 MiB.
-pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+pub use crate::body_limit::DEFAULT_MAX_BODY;
 
 /// The whole contract, configured once and applied to a router.
 #[derive(Clone)]
@@ -73,6 +96,25 @@ pub struct Contract {
     body_limit: BodyLimitLayer,
     etag: bool,
     request_limits: RequestLimitsLayer,
+    body_timeout: Option<Duration>,
+    failed_auth: Option<(Arc<dyn RateLimitStore>, Quota)>,
+    /// Every route string given to the builder, with the method that took
+    /// it, checked against the router's routes when `apply` runs.
+    named_routes: Vec<(&'static str, String)>,
+    problem_pages: Option<&'static [ProblemType]>,
+    trusted_proxies: TrustedProxies,
+}
+
+impl std::fmt::Debug for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contract")
+            .field("preset", &self.preset.name())
+            .field("realm", &self.realm)
+            .field("public", &self.public)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Contract {
@@ -82,8 +124,11 @@ impl Default for Contract {
 }
 
 impl Contract {
-    /// The contract under `preset`: JSON representations, JSON bodies up to
-    /// 1 MiB, ETags on GET; no credentials, limits or deadlines until configured.
+    /// The contract under `preset`: JSON representations; JSON bodies up to
+    /// 1 MiB (`PATCH` takes `application/merge-patch+json` and plain
+    /// `application/json` alike, both as RFC 7396 merge patches: most
+    /// clients send the latter); a body that sends nothing for 10 s answered
+    /// 408; ETags on GET; no credentials, limits or deadlines until configured.
     pub fn new(preset: Preset) -> Self {
         Contract {
             preset,
@@ -102,6 +147,11 @@ impl Contract {
             body_limit: BodyLimitLayer::new(DEFAULT_MAX_BODY),
             etag: true,
             request_limits: RequestLimitsLayer::default(),
+            body_timeout: Some(DEFAULT_BODY_TIMEOUT),
+            failed_auth: None,
+            named_routes: Vec::new(),
+            problem_pages: None,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 
@@ -122,6 +172,24 @@ impl Contract {
         self
     }
 
+    /// Believes the client address that these proxies report (`Forwarded`,
+    /// `X-Forwarded-For`), for rate limits and logs; see
+    /// [`client_addr`](crate::client_addr). By default no proxy is trusted:
+    /// the peer's address is the client's.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// Serves what each problem `type` means: `GET {problem_base}` lists them
+    /// all, `GET {problem_base}/{slug}` shows one, as JSON or HTML, without
+    /// credentials: the library's codes, every status's default, and the
+    /// application's own `types` (listed first, so they win a name clash).
+    pub fn document_problems(mut self, types: &'static [ProblemType]) -> Self {
+        self.problem_pages = Some(types);
+        self
+    }
+
     /// Requires bearer credentials resolved by `authenticator` (401 otherwise).
     pub fn authenticate(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
         self.authenticator = Some(authenticator);
@@ -130,7 +198,17 @@ impl Contract {
 
     /// Lets `path` (as routed) through without credentials.
     pub fn public(mut self, path: impl Into<String>) -> Self {
-        self.public.push(path.into());
+        let path = path.into();
+        self.named_routes.push(("public", path.clone()));
+        self.public.push(path);
+        self
+    }
+
+    /// Throttles credential guessing: past `quota` requests with invalid
+    /// credentials from one client address, that address gets 429 (see
+    /// [`RequireAuthLayer::throttle_failures`]).
+    pub fn throttle_failed_auth(mut self, store: Arc<dyn RateLimitStore>, quota: Quota) -> Self {
+        self.failed_auth = Some((store, quota));
         self
     }
 
@@ -180,6 +258,7 @@ impl Contract {
         path: &str,
         types: I,
     ) -> Self {
+        self.named_routes.push(("produces", path.to_string()));
         self.accept = self.accept.route(method, path, types);
         self
     }
@@ -191,6 +270,7 @@ impl Contract {
         path: &str,
         types: I,
     ) -> Self {
+        self.named_routes.push(("consumes", path.to_string()));
         self.content_type = self.content_type.route(method, path, types);
         self
     }
@@ -203,6 +283,7 @@ impl Contract {
 
     /// The largest body `method` on `path` takes.
     pub fn max_body_for(mut self, method: Method, path: &str, bytes: u64) -> Self {
+        self.named_routes.push(("max_body_for", path.to_string()));
         self.body_limit = self.body_limit.route(method, path, bytes);
         self
     }
@@ -213,26 +294,72 @@ impl Contract {
         self
     }
 
+    /// A request body that sends no byte for `timeout` is answered 408 (the
+    /// default is 10 s); `None` lets bodies take as long as the deadline.
+    pub fn body_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
     /// Whether GET responses get ETags and 304s from [`ETagLayer`] (default on).
     pub fn etag(mut self, on: bool) -> Self {
         self.etag = on;
         self
     }
 
-    /// Stacks every layer onto `router`, in the contract's order. Call it after
-    /// the last route is added: route layers only wrap the routes that exist.
-    pub fn apply(self, router: Router) -> Router {
+    /// Stacks every layer onto `router`, in the contract's order, and gives
+    /// back the service to serve: it takes no more routes (one added now
+    /// would skip every check), so add them all before.
+    ///
+    /// # Panics
+    ///
+    /// If a path given to [`public`](Self::public), [`produces`](Self::produces),
+    /// [`consumes`](Self::consumes) or [`max_body_for`](Self::max_body_for) is
+    /// not a route of `router` as written (with any `nest` prefix): such a
+    /// setting would never apply, and a route meant to be public would stay
+    /// private, silently. A misconfiguration is refused at start-up, as axum
+    /// refuses overlapping routes.
+    pub fn apply(mut self, router: Router) -> ContractService {
+        let router = match self.problem_pages {
+            Some(types) => {
+                let base = self.problem_base.trim_end_matches('/').to_string();
+                let slug = format!("{base}/{{slug}}");
+                for path in [base.clone(), slug] {
+                    self.public.push(path.clone());
+                    self.accept =
+                        self.accept
+                            .route(Method::GET, &path, crate::problems::PAGE_MEDIA_TYPES);
+                }
+                router.merge(crate::problems::routes(&base, types))
+            }
+            None => router,
+        };
+        for (setting, path) in &self.named_routes {
+            if !route_exists(&router, path) {
+                panic!(
+                    "verdict: Contract::{setting}(\"{path}\") names no route of the router given to \
+                     Contract::apply; give the route's path as written in `.route()`, with any \
+                     `.nest()` prefix, or the setting never applies"
+                );
+            }
+        }
         let mut r = router;
         if r.has_routes() {
             // The checks after routing, in the contract's order, as one guard.
             let realm = self.realm.clone();
+            let failed_auth = self.failed_auth.clone();
             let require = self.authenticator.as_ref().map(|_| {
-                self.public
+                let layer = self
+                    .public
                     .iter()
                     .fold(RequireAuthLayer::new(realm.clone()), |l, p| {
                         l.public(p.clone())
-                    })
-                    .into_guard()
+                    });
+                match failed_auth {
+                    Some((store, quota)) => layer.throttle_failures(store, quota),
+                    None => layer,
+                }
+                .into_guard()
             });
             let checks = Chain(
                 self.max_in_flight
@@ -280,8 +407,7 @@ impl Contract {
             r = r.method_not_allowed_fallback(method_not_allowed);
         }
         let whole = ServiceBuilder::new()
-            .layer(request_id::set_layer())
-            .layer(request_id::propagate_layer())
+            .layer(request_id::SetRequestIdLayer)
             .layer(
                 NormalizeLayer::new(self.preset)
                     .problem_base(self.problem_base)
@@ -291,7 +417,146 @@ impl Contract {
             .layer(self.request_limits)
             .layer(MethodLayer::new())
             .option_layer(self.retired)
+            .option_layer(self.body_timeout.map(BodyTimeoutLayer::new))
+            .layer(ClientAddrLayer::new(self.trusted_proxies))
             .service(r);
-        Router::new().fallback_service(whole)
+        ContractService {
+            router: Router::new().fallback_service(whole),
+        }
+    }
+}
+
+/// Whether `template` is the path of one of `router`'s routes.
+///
+/// axum does not list a router's routes, so the router is asked: a request for
+/// the template (its parameters filled in) is sent through a copy of it with a
+/// route layer that answers at once with the route it matched, before any
+/// handler runs. Routing is synchronous, so the answer is ready on the first
+/// poll.
+fn route_exists(router: &Router, template: &str) -> bool {
+    use axum::extract::MatchedPath;
+    use futures_util::FutureExt;
+    use tower::ServiceExt;
+
+    #[derive(Clone)]
+    struct Probe;
+    #[derive(Clone)]
+    struct Matched(String);
+
+    if !router.has_routes() {
+        return false;
+    }
+    let concrete: String = {
+        let mut out = String::new();
+        let mut in_param = false;
+        for c in template.chars() {
+            match c {
+                '{' => {
+                    in_param = true;
+                    out.push_str("probe");
+                }
+                '}' => in_param = false,
+                c if !in_param => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    };
+    let probing = router.clone().route_layer(axum::middleware::from_fn(
+        |req: Request, next: axum::middleware::Next| async move {
+            if req.extensions().get::<Probe>().is_none() {
+                return next.run(req).await;
+            }
+            let mut res = http::StatusCode::NO_CONTENT.into_response();
+            if let Some(m) = req.extensions().get::<MatchedPath>() {
+                res.extensions_mut().insert(Matched(m.as_str().to_owned()));
+            }
+            res
+        },
+    ));
+    let Ok(mut req) = http::Request::get(concrete).body(axum::body::Body::empty()) else {
+        return false;
+    };
+    req.extensions_mut().insert(Probe);
+    match probing.oneshot(req).now_or_never() {
+        Some(Ok(res)) => res
+            .extensions()
+            .get::<Matched>()
+            .is_some_and(|m| m.0 == template),
+        // Not answered at once: cannot tell, so do not refuse.
+        _ => true,
+    }
+}
+
+/// A router with the contract applied, as [`Contract::apply`] gives it back:
+/// a service to serve (`axum::serve(listener, app)`, [`crate::server::Server`],
+/// or as a tower service), not a router, so no route can be added after the
+/// checks were stacked. Layers that wrap the whole service can still be added
+/// ([`layer`](Self::layer)).
+#[derive(Clone, Debug)]
+pub struct ContractService {
+    router: Router,
+}
+
+impl ContractService {
+    /// Wraps the whole service, the contract's layers included, in `layer`
+    /// (metrics, access logs: what should see every response as sent).
+    pub fn layer<L>(self, layer: L) -> Self
+    where
+        L: Layer<Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<Request> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request>>::Response: IntoResponse + 'static,
+        <L::Service as Service<Request>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<Request>>::Future: Send + 'static,
+    {
+        ContractService {
+            router: self.router.layer(layer),
+        }
+    }
+
+    /// For `hyper` or `axum::serve` with a make-service.
+    pub fn into_make_service(self) -> IntoMakeService<Router> {
+        self.router.into_make_service()
+    }
+
+    /// For `axum::serve`, with the peer's address in each request's
+    /// extensions (rate limits of anonymous callers key on it).
+    pub fn into_make_service_with_connect_info<C>(
+        self,
+    ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, C> {
+        self.router.into_make_service_with_connect_info::<C>()
+    }
+}
+
+impl<B> Service<http::Request<B>> for ContractService
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = <Router as Service<http::Request<B>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<http::Request<B>>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        self.router.call(req)
+    }
+}
+
+/// For `axum::serve(listener, app)`.
+impl<L: Listener> Service<IncomingStream<'_, L>> for ContractService {
+    type Response = Router;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Router, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _stream: IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok(self.router.clone()))
     }
 }

@@ -55,7 +55,7 @@ pub enum Retry {
     No,
     /// Retry after the delay the response gives (`Retry-After`).
     AfterDelay,
-    /// A transient server-side failure: retrying later may succeed.
+    /// A transient failure (the server's, or a connection's): retrying later may succeed.
     Later,
 }
 
@@ -175,6 +175,8 @@ pub const CATALOG: &[StatusEntry] = &[
         "The resource does not support this method; `Allow` lists those it does."),
     entry!(406, "Not Acceptable", "not_acceptable", No, [],
         "None of the resource's representations is acceptable under the request's `Accept`."),
+    entry!(408, "Request Timeout", "request_timeout", Later, [],
+        "The request did not arrive in time (its headers or body stopped coming); send it again."),
     entry!(409, "Conflict", "conflict", No, [],
         "The request conflicts with the resource's current state."),
     entry!(410, "Gone", "gone", No, [],
@@ -253,8 +255,8 @@ mod tests {
     #[test]
     fn catalog_holds_every_contract_code() {
         let contract = [
-            200, 201, 202, 204, 207, 300, 302, 303, 304, 400, 401, 403, 404, 405, 406, 409, 410,
-            412, 413, 414, 415, 420, 422, 426, 428, 429, 431, 500, 501, 502, 503, 504,
+            200, 201, 202, 204, 207, 300, 302, 303, 304, 400, 401, 403, 404, 405, 406, 408, 409,
+            410, 412, 413, 414, 415, 420, 422, 426, 428, 429, 431, 500, 501, 502, 503, 504,
         ];
         let ours: Vec<u16> = CATALOG.iter().map(|e| e.code).collect();
         assert_eq!(ours, contract);

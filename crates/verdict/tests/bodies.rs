@@ -173,3 +173,69 @@ async fn an_invalid_query_parameter_is_400_naming_it() {
         .await;
     assert_eq!(ok.json()["limit"], 5);
 }
+
+#[tokio::test]
+async fn a_key_given_twice_is_a_400_naming_the_key_not_last_one_wins() {
+    let s = stack(Preset::standard());
+    let r = req("POST", "/items")
+        .token("writer-token")
+        .json(r#"{"name": "a", "price": 1, "name": "b"}"#)
+        .send(&s.app)
+        .await;
+    assert_eq!(r.status, 400);
+    assert_error_shape(&r);
+    let body = r.json();
+    assert_eq!(body["code"], "malformed_body");
+    assert!(
+        body["detail"].as_str().unwrap().contains("`name`"),
+        "{body}"
+    );
+    // Seed 000 answers a malformed body with 422, this one too.
+    let s = stack(Preset::by_name("seed-000").unwrap());
+    let r = req("POST", "/items")
+        .token("writer-token")
+        .json(r#"{"name": "a", "name": "b", "price": 1}"#)
+        .send(&s.app)
+        .await;
+    assert_eq!(r.status, 422);
+}
+
+#[tokio::test]
+async fn numbers_that_cannot_be_kept_exactly_are_422_naming_the_field() {
+    let s = stack(Preset::standard());
+    let r = req("PUT", "/items/1")
+        .token("writer-token")
+        .json(r#"{"name": "a", "price": 1, "extra": {"big": 99999999999999999999}}"#)
+        .send(&s.app)
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["errors"][0]["pointer"], "/extra/big");
+    let r = req("PUT", "/items/1")
+        .token("writer-token")
+        .json(r#"{"name": "a", "price": 1e400}"#)
+        .send(&s.app)
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["errors"][0]["pointer"], "/price");
+    // The largest integers 64 bits hold are taken as they are.
+    let r = req("POST", "/items")
+        .token("writer-token")
+        .json(r#"{"name": "18446744073709551615", "price": 4294967295}"#)
+        .send(&s.app)
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+}
+
+#[tokio::test]
+async fn a_syntax_error_says_what_and_where_without_internals() {
+    let s = stack(Preset::standard());
+    let r = req("POST", "/items")
+        .token("writer-token")
+        .json(r#"{"name": "a",}"#)
+        .send(&s.app)
+        .await;
+    assert_eq!(r.status, 400);
+    let detail = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("line 1"), "{detail}");
+    assert!(!detail.contains("serde"), "{detail}");
+}

@@ -155,7 +155,7 @@ async fn echo(Path(code): Path<u16>) -> axum::response::Response {
 }
 
 pub struct Stack {
-    pub app: Router,
+    pub app: verdict::ContractService,
     pub maintenance: MaintenanceSwitch,
 }
 
@@ -265,7 +265,7 @@ impl Req {
         self
     }
 
-    pub async fn send(self, app: &Router) -> Reply {
+    pub async fn send(self, app: &verdict::ContractService) -> Reply {
         let request = self.builder.body(self.body).unwrap();
         let res = app.clone().oneshot(request).await.unwrap();
         let (parts, body) = res.into_parts();

@@ -1,0 +1,58 @@
+//! Identifiers for requests and incidents: unique, not secret.
+//!
+//! Made from the standard library's randomly keyed SipHash over a process-wide
+//! counter and the clock, rather than with the `uuid` crate, so that the core
+//! of the library needs no random-number crate: an id must never repeat and
+//! should not be guessable in advance, and this gives both (the counter
+//! makes ids unique within a process, the per-thread random keys across
+//! processes). They read as version-4 UUIDs.
+
+use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A new id: 32 hex digits in UUID form (`8-4-4-4-12`), version 4.
+pub(crate) fn new_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static KEYS: RefCell<RandomState> = RefCell::new(RandomState::new());
+    }
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let (hi, lo) = KEYS.with(|k| {
+        let k = k.borrow();
+        (k.hash_one((n, t, 0u8)), k.hash_one((n, t, 1u8)))
+    });
+    let mut bits = (u128::from(hi) << 64) | u128::from(lo);
+    // Version 4, variant 10xx: the shape of a random UUID.
+    bits = (bits & !(0xf << 76)) | (0x4 << 76);
+    bits = (bits & !(0x3 << 62)) | (0x2 << 62);
+    let hex = format!("{bits:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_never_repeat_and_look_like_uuids() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        let id = new_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+    }
+}
