@@ -7,8 +7,9 @@ use std::sync::Arc;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use http::Method;
+use verdict::client_addr::TrustedProxies;
 use verdict::headers::Upgrade;
-use verdict::Contract;
+use verdict::{Contract, ContractService};
 
 use crate::state::AppState;
 use crate::{authz, batch, collections, fault, jobs, metrics, ops, records, tokens};
@@ -52,6 +53,8 @@ pub struct Operation {
 }
 
 const JSON: &[&str] = &["application/json"];
+/// The problem pages (served by the library: `Contract::document_problems`).
+const PAGES: &[&str] = &["application/json", "text/html"];
 
 macro_rules! op {
     ($m:literal $p:literal $id:literal, $summary:literal, $access:expr, ok $ok:expr, err $err:expr, $body:expr) => {
@@ -72,7 +75,8 @@ pub const OPERATIONS: &[Operation] = &[
     op!("GET" "/metrics" "metrics", "Prometheus metrics", Public, ok [200], err [], B::None, &["text/plain"]),
     op!("GET" "/openapi.json" "openapi", "This document", Public, ok [200], err [], B::None),
     op!("GET" "/docs" "docs", "The API documentation page", Public, ok [200], err [], B::None, &["text/html"]),
-    op!("GET" "/problems/{slug}" "problem", "What a problem type means", Public, ok [200], err [404], B::None),
+    op!("GET" "/problems" "list_problems", "Every problem type an error body may carry", Public, ok [200], err [], B::None, PAGES),
+    op!("GET" "/problems/{slug}" "problem", "What a problem type means", Public, ok [200], err [404], B::None, PAGES),
     op!("POST" "/v1/tokens" "create_token", "Create a token (its secret is shown once)", Scope("admin"), ok [201], err [], B::Json("NewToken")),
     op!("GET" "/v1/tokens" "list_tokens", "List tokens", Scope("admin"), ok [200], err [], B::None),
     op!("DELETE" "/v1/tokens/{id}" "revoke_token", "Revoke a token", Scope("admin"), ok [204], err [404], B::None),
@@ -125,12 +129,11 @@ pub fn operation(method: &Method, path: &str) -> Option<&'static Operation> {
 pub const REALM: &str = "verdict";
 
 /// The whole service: routes, the contract stack, metrics.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> ContractService {
     let routes = Router::new()
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
-        .route("/problems/{slug}", get(ops::problem))
         .route("/docs", get(ops::docs))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
@@ -181,27 +184,34 @@ pub fn router(state: AppState) -> Router {
     };
 
     let config = &state.config;
-    let mut contract = Contract::new(match config.error_format {
-        Some(f) => state.preset.clone().with_format(f),
-        None => state.preset.clone(),
-    })
-    .realm(REALM)
-    .authenticate(Arc::new(tokens::TokenAuthenticator {
-        storage: state.storage.clone(),
-    }))
-    .authorize(Arc::new(authz::ServiceAuthorizer {
-        shared: state.shared.clone(),
-        realm: REALM.to_string(),
-    }))
-    .rate_limit(
-        Arc::new(crate::shared::SharedLimits(state.shared.clone())),
-        config.rate_limit.0,
-    )
-    .max_in_flight(config.max_in_flight)
-    .timeout(config.request_timeout)
-    .maintenance(state.maintenance.clone())
-    .retire("/v0", Upgrade::new("verdict-api/1").expect("valid token"))
-    .max_body(config.max_body);
+    let mut contract = Contract::new(state.error_preset())
+        .realm(REALM)
+        .document_problems(ops::SERVICE_PROBLEMS)
+        .authenticate(Arc::new(tokens::TokenAuthenticator {
+            storage: state.storage.clone(),
+        }))
+        .authorize(Arc::new(authz::ServiceAuthorizer {
+            shared: state.shared.clone(),
+            storage: state.storage.clone(),
+            realm: REALM.to_string(),
+        }))
+        .rate_limit(
+            Arc::new(crate::shared::SharedLimits(state.shared.clone())),
+            config.rate_limit.0,
+        )
+        .max_in_flight(config.max_in_flight)
+        .timeout(config.request_timeout)
+        .body_timeout(Some(config.body_timeout))
+        .trusted_proxies(TrustedProxies::new(config.trusted_proxies.iter().copied()))
+        .maintenance(state.maintenance.clone())
+        .retire("/v0", Upgrade::new("verdict-api/1").expect("valid token"))
+        .max_body(config.max_body);
+    if let Some(quota) = config.auth_failure_limit.0 {
+        contract = contract.throttle_failed_auth(
+            Arc::new(crate::shared::SharedLimits(state.shared.clone())),
+            quota,
+        );
+    }
     for (path, media) in DOC_ASSETS {
         contract = contract.public(*path).produces(Method::GET, path, [*media]);
     }

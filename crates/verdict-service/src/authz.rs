@@ -31,10 +31,30 @@ pub fn collection_of(path: &str) -> Option<&str> {
 /// The service's authorizer.
 pub struct ServiceAuthorizer {
     pub shared: std::sync::Arc<crate::shared::Shared>,
+    pub storage: std::sync::Arc<dyn crate::storage::Storage>,
     pub realm: String,
 }
 
 impl ServiceAuthorizer {
+    /// The id of the collection a path names (by its name or a live alias).
+    async fn collection_id(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        use crate::fail::FromStorage;
+        if let Some(c) = self
+            .storage
+            .get_collection(name)
+            .await
+            .map_err(ApiError::from_storage)?
+        {
+            return Ok(Some(c.id));
+        }
+        let aliased = self
+            .storage
+            .resolve_alias(name, crate::time::now_ms())
+            .await
+            .map_err(ApiError::from_storage)?;
+        Ok(aliased.map(|c| c.id))
+    }
+
     async fn check(&self, principal: &Principal, request: &Parts) -> Result<(), ApiError> {
         let path = request.uri.path();
         // The scope is the operation's (by its routed path), else the method's.
@@ -52,14 +72,7 @@ impl ServiceAuthorizer {
             return Err(ApiError::insufficient_scope(&self.realm, needed));
         }
         let grants = principal.extension::<Grants>();
-        if let (
-            false,
-            Some(Grants {
-                collections: Some(allowed),
-                ..
-            }),
-        ) = (admin, grants)
-        {
+        if let (false, Some(grants)) = (admin, grants.filter(|g| g.collections.is_some())) {
             if path == "/v1/collections" && request.method == Method::POST {
                 return Err(ApiError::forbidden(
                     "This token is limited to some collections and cannot create new ones.",
@@ -67,7 +80,14 @@ impl ServiceAuthorizer {
                 .with_code("collection_not_granted"));
             }
             if let Some(c) = collection_of(path) {
-                if !allowed.iter().any(|a| a == c) {
+                // By id: a grant follows a rename and does not pass to a new
+                // collection that took a deleted one's name. An unknown name
+                // is refused alike, so a token cannot probe what exists.
+                let granted = self
+                    .collection_id(c)
+                    .await?
+                    .is_some_and(|id| grants.allows(id));
+                if !granted {
                     return Err(ApiError::forbidden(format!(
                         "This token has no grant for the collection `{c}`."
                     ))

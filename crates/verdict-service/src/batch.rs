@@ -1,6 +1,14 @@
 //! `POST /v1/batch`: up to 100 operations, each run through the whole service
 //! (every layer, the caller's credentials, its rate limit) as if sent alone;
 //! the answer is 207 with one status and body per operation.
+//!
+//! The answer is bounded: the operations' bodies together take at most
+//! [`MAX_BATCH_RESPONSE`] bytes. The operation whose body would pass it keeps
+//! its status and headers (it ran) but gets, instead of its body, an `error`
+//! saying so; the operations after it are not run (so a batch of a hundred
+//! large reads costs what its answer can hold, not a hundred reads), and
+//! each reports `"status": null` with an `error` saying to send it again.
+//! Bodies are embedded as the JSON they are, not parsed and written again.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +16,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::response::IntoResponse;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use verdict::{ApiError, FieldError, Json};
@@ -18,8 +27,18 @@ use crate::state::AppState;
 
 /// Most operations in one batch.
 pub const MAX_OPERATIONS: usize = 100;
-/// Largest body an operation's answer may have in the batch result.
-const MAX_RESULT_BODY: usize = 4 << 20;
+/// The most bytes the operations' bodies take in one batch's answer.
+pub const MAX_BATCH_RESPONSE: usize = 8 << 20;
+
+/// One operation's result (`status` is `None` for one that was not run).
+#[derive(Serialize)]
+struct OpResult {
+    status: Option<u16>,
+    headers: BTreeMap<String, String>,
+    body: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,7 +142,24 @@ pub async fn run(
         .unwrap_or("batch")
         .to_string();
     let mut results = Vec::with_capacity(batch.operations.len());
+    let mut budget = MAX_BATCH_RESPONSE;
+    let mut full = false;
     for (i, op) in batch.operations.into_iter().enumerate() {
+        if full {
+            results.push(OpResult {
+                status: None,
+                headers: BTreeMap::new(),
+                body: None,
+                error: Some(json!({
+                    "code": "batch_response_full",
+                    "detail": format!(
+                        "Not run: the batch's answer reached its limit of {MAX_BATCH_RESPONSE} bytes \
+                         before this operation; send it again in another batch."
+                    ),
+                })),
+            });
+            continue;
+        }
         let method = Method::from_bytes(op.method.as_bytes()).expect("checked");
         let mut req = Request::builder().method(method.clone()).uri(&op.path);
         // The caller's credentials and preferences, unless the operation sets its own.
@@ -169,21 +205,6 @@ pub async fn run(
         let request = req.body(body).map_err(ApiError::internal)?;
         let Ok(res) = app.clone().oneshot(request).await;
         let (parts, body) = res.into_parts();
-        // An answer too large to include is reported as such: the operation
-        // ran, and the others still get their results.
-        let Ok(bytes) = axum::body::to_bytes(body, MAX_RESULT_BODY).await else {
-            results.push(
-                json!({"status": parts.status.as_u16(), "headers": {}, "body": null,
-                "body_omitted": format!("larger than {MAX_RESULT_BODY} bytes")}),
-            );
-            continue;
-        };
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
         let kept: BTreeMap<String, String> = KEPT
             .iter()
             .filter_map(|n| {
@@ -193,11 +214,67 @@ pub async fn run(
                 ))
             })
             .collect();
-        results.push(json!({"status": parts.status.as_u16(), "headers": kept, "body": body}));
+        let status = Some(parts.status.as_u16());
+        // The body, if it fits what is left of the answer's budget.
+        let bytes = match axum::body::to_bytes(body, budget).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                full = true;
+                results.push(OpResult {
+                    status,
+                    headers: kept,
+                    body: None,
+                    error: Some(json!({
+                        "code": "batch_response_too_large",
+                        "detail": format!(
+                            "This operation ran, but its answer would pass the {MAX_BATCH_RESPONSE} bytes \
+                             a batch's answer may take ({budget} were left); send it on its own."
+                        ),
+                    })),
+                });
+                continue;
+            }
+        };
+        budget -= bytes.len();
+        results.push(OpResult {
+            status,
+            headers: kept,
+            body: embed(bytes),
+            error: None,
+        });
     }
+    #[derive(Serialize)]
+    struct Answer {
+        results: Vec<OpResult>,
+    }
+    // Serialized from the raw bodies (a `json!` would parse each one again).
+    let body = serde_json::to_vec(&Answer { results }).map_err(ApiError::internal)?;
     Ok((
         StatusCode::MULTI_STATUS,
-        axum::Json(json!({ "results": results })),
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
     )
         .into_response())
+}
+
+/// An operation's body in the result: its JSON as it is, other text as a
+/// string, nothing as `null`.
+fn embed(bytes: bytes::Bytes) -> Option<Box<RawValue>> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let text = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    match RawValue::from_string(text) {
+        Ok(raw) => Some(raw),
+        Err(_) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            RawValue::from_string(Value::String(text).to_string()).ok()
+        }
+    }
 }

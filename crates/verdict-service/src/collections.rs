@@ -93,14 +93,14 @@ pub async fn resolve(st: &AppState, name: &str, uri: &Uri) -> Result<CollectionR
     if let Some(c) = st.storage.get_collection(name).await? {
         return Ok(c);
     }
-    let Some(new_name) = st.storage.resolve_alias(name, now_ms()).await? else {
+    let Some(c) = st.storage.resolve_alias(name, now_ms()).await? else {
         return Err(not_found(name).into());
     };
     if st.preset.allows(StatusCode::FOUND) {
         let path = uri.path();
         let prefix = format!("/v1/collections/{name}");
         let rest = path.strip_prefix(&prefix).unwrap_or("");
-        let mut target = format!("/v1/collections/{new_name}{rest}");
+        let mut target = format!("/v1/collections/{}{rest}", c.name);
         if let Some(q) = uri.query() {
             target.push('?');
             target.push_str(q);
@@ -110,15 +110,26 @@ pub async fn resolve(st: &AppState, name: &str, uri: &Uri) -> Result<CollectionR
         let res = (
             StatusCode::FOUND,
             [(header::LOCATION, location.header_value())],
-            axum::Json(json!({"moved_to": new_name, "location": target})),
+            axum::Json(json!({"moved_to": c.name, "location": target})),
         )
             .into_response();
         return Err(Fail(res));
     }
-    match st.storage.get_collection(&new_name).await? {
-        Some(c) => Ok(c),
-        None => Err(not_found(name).into()),
-    }
+    Ok(c)
+}
+
+/// The collection as it is now (read from storage, never from a cache): for a
+/// write that lost its compare-and-swap to a change of the collection.
+pub async fn reload(st: &AppState, c: &CollectionRow) -> Result<CollectionRow, Fail> {
+    st.storage
+        .get_collection_by_id(c.id)
+        .await?
+        .ok_or_else(|| not_found(&c.name).into())
+}
+
+/// 404 for a collection that was deleted while a request used it.
+pub fn gone(c: &CollectionRow) -> Fail {
+    not_found(&c.name).into()
 }
 
 #[derive(Deserialize)]
@@ -142,15 +153,8 @@ fn check_definition(
         }
     }
     if let Some(s) = schema {
-        if !s.is_object() && !s.is_boolean() {
-            errors.push(FieldError::new(
-                "/schema",
-                "must be a JSON Schema (an object)",
-            ));
-        } else if let Err(e) = jsonschema::validator_for(s) {
-            let mut detail = format!("is not a valid JSON Schema: {e}");
-            detail.truncate(300);
-            errors.push(FieldError::new("/schema", detail));
+        if let Some(problem) = crate::validation::schema_problem(s) {
+            errors.push(FieldError::new("/schema", problem));
         }
     }
     if let Some(u) = unique {
@@ -177,13 +181,15 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewCollection>)
     check_definition(Some(&body.name), body.schema.as_ref(), Some(&unique))?;
     let now = now_ms();
     let row = CollectionRow {
+        id: 0,
+        version: 0,
         name: body.name,
         schema: body.schema,
         unique,
         created_at: now,
         updated_at: now,
     };
-    st.storage.create_collection(&row).await?;
+    let row = st.storage.create_collection(&row).await?;
     let mut res = tagged(StatusCode::CREATED, &collection_json(&row), row.updated_at);
     res.headers_mut().insert(
         header::LOCATION,
@@ -195,10 +201,10 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewCollection>)
 /// `GET /v1/collections`: the ones the token may see.
 pub async fn list(State(st): State<AppState>, Authenticated(p): Authenticated) -> Reply {
     let rows = st.storage.list_collections().await?;
-    let granted = p.extension::<Grants>().and_then(|g| g.collections.clone());
+    let grants = p.extension::<Grants>();
     let items: Vec<Value> = rows
         .iter()
-        .filter(|c| granted.as_ref().is_none_or(|g| g.contains(&c.name)) || p.has_scope("admin"))
+        .filter(|c| grants.is_none_or(|g| g.allows(c.id)) || p.has_scope("admin"))
         .map(collection_json)
         .collect();
     Ok(axum::Json(json!({ "items": items })).into_response())
@@ -224,7 +230,10 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Value
     Option::<Value>::deserialize(d).map(Some)
 }
 
-/// `PATCH /v1/collections/{c}` (merge patch): rename, change the schema or unique fields.
+/// `PATCH /v1/collections/{c}` (merge patch): rename, change the schema or
+/// unique fields. Compare-and-swap on the collection's version: with
+/// `If-Match`, a change that lost a race is a 412; without, it is applied to
+/// the collection as it now is.
 pub async fn change(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -232,28 +241,46 @@ pub async fn change(
     pre: Preconditions,
     Json(body): Json<Value>,
 ) -> Reply {
-    let c = resolve(&st, &name, &uri).await?;
+    let mut c = resolve(&st, &name, &uri).await?;
     pre.check_write(Some(&validators_of(&collection_json(&c), c.updated_at)))?;
     let patch: CollectionPatch = verdict::extract::from_value(body)?;
     let schema = patch.schema.as_ref().and_then(|s| s.as_ref());
     check_definition(patch.name.as_deref(), schema, patch.unique.as_deref())?;
-    let now = now_ms();
-    let alias_until = now + st.config.alias_period.as_millis() as i64;
-    let change = CollectionChange {
-        rename: patch
-            .name
-            .filter(|n| *n != c.name)
-            .map(|n| (n, alias_until)),
-        schema: patch.schema,
-        unique: patch.unique,
-        updated_at: now,
-    };
-    let updated = st.storage.update_collection(&c.name, &change).await?;
-    Ok(tagged(
-        StatusCode::OK,
-        &collection_json(&updated),
-        updated.updated_at,
-    ))
+    for _ in 0..crate::records::WRITE_ATTEMPTS {
+        // Strictly later, so Last-Modified moves even within one millisecond.
+        let now = now_ms().max(c.updated_at + 1);
+        let alias_until = now + st.config.alias_period.as_millis() as i64;
+        let change = CollectionChange {
+            rename: patch
+                .name
+                .clone()
+                .filter(|n| *n != c.name)
+                .map(|n| (n, alias_until)),
+            schema: patch.schema.clone(),
+            unique: patch.unique.clone(),
+            updated_at: now,
+        };
+        match st.storage.update_collection(c.id, c.version, &change).await {
+            Ok(updated) => {
+                return Ok(tagged(
+                    StatusCode::OK,
+                    &collection_json(&updated),
+                    updated.updated_at,
+                ))
+            }
+            Err(StorageError::VersionMismatch) => {
+                // Judge the precondition again against what won the race.
+                c = reload(&st, &c).await?;
+                pre.check_write(Some(&validators_of(&collection_json(&c), c.updated_at)))?;
+            }
+            Err(StorageError::NotFound) => return Err(not_found(&name).into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "The collection kept changing while this request was processed; send it again.",
+    )
+    .into())
 }
 
 #[derive(Deserialize)]
@@ -274,7 +301,7 @@ pub async fn delete(
         Some(_) => return Err(ApiError::invalid_query("force", "must be true or false").into()),
     };
     let c = resolve(&st, &name, &uri).await?;
-    match st.storage.delete_collection(&c.name, force).await {
+    match st.storage.delete_collection(c.id, force, now_ms()).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(StorageError::NotFound) => Err(not_found(&name).into()),
         Err(e) => Err(e.into()),

@@ -70,6 +70,42 @@ pub struct ServeArgs {
     #[arg(long, env = "VERDICT_MAX_IMPORT_BODY", default_value = "64MiB", value_parser = parse_size)]
     pub max_import_body: u64,
 
+    /// Import inputs one token may have queued or running at once (bytes);
+    /// past it, a new import is refused with 429 until some finish.
+    #[arg(long, env = "VERDICT_MAX_QUEUED_IMPORT_BYTES", default_value = "256MiB", value_parser = parse_size)]
+    pub max_queued_import_bytes: u64,
+
+    /// Jobs (exports, imports) run at once; the next goes to the token with
+    /// the fewest running.
+    #[arg(long, env = "VERDICT_JOB_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub job_workers: u16,
+
+    /// A request head (and a new connection's first one) must arrive within this.
+    #[arg(long, env = "VERDICT_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// A request body that sends nothing for this long is answered 408.
+    #[arg(long, env = "VERDICT_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// A keep-alive connection with no request in flight is closed after this.
+    #[arg(long, env = "VERDICT_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// A response the client stops reading is abandoned after this long without progress.
+    #[arg(long, env = "VERDICT_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Connections open at once (lowered to what the open-file limit allows);
+    /// past it, idle connections are closed and new ones wait.
+    #[arg(long, env = "VERDICT_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Requests with invalid credentials one client address may send
+    /// (`REQUESTS/DURATION`, or `off`); past it, that address gets 429.
+    #[arg(long, env = "VERDICT_AUTH_FAILURE_LIMIT", default_value = "20/1m", value_parser = parse_quota)]
+    pub auth_failure_limit: RateLimitArg,
+
     /// How long a renamed collection's old name answers 302.
     #[arg(long, env = "VERDICT_ALIAS_PERIOD", default_value = "7days", value_parser = humantime::parse_duration)]
     pub alias_period: Duration,
@@ -102,6 +138,17 @@ pub struct ServeArgs {
     /// Prefix of the keys in Redis (several services may share one Redis).
     #[arg(long, env = "VERDICT_SHARED_PREFIX", default_value = "verdict")]
     pub shared_prefix: String,
+
+    /// A proxy (or network of proxies, CIDR) whose `Forwarded` /
+    /// `X-Forwarded-For` is believed for the client's address (rate limits,
+    /// failed-authentication limits); repeat for several. Without it the
+    /// peer's address is the client's.
+    #[arg(
+        long = "trusted-proxy",
+        env = "VERDICT_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Log lines as JSON instead of text.
     #[arg(long, env = "VERDICT_LOG_JSON")]

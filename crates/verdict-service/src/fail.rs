@@ -53,6 +53,18 @@ impl FromStorage for ApiError {
             StorageError::VersionMismatch => ApiError::precondition_failed(None).with_detail(
                 "The resource changed while this request was processed; fetch it again.",
             ),
+            // Handlers retry these against the collection as it now is; one
+            // that still escapes lost too many races, or found it deleted.
+            StorageError::CollectionChanged => ApiError::conflict(
+                "The collection changed while this request was processed; send it again.",
+            )
+            .with_code("collection_changed")
+            .with_title("Collection changed"),
+            StorageError::CollectionGone => {
+                ApiError::not_found("The collection was deleted while this request was processed.")
+                    .with_code("collection_not_found")
+                    .with_title("Collection not found")
+            }
             StorageError::Conflict(c) => conflict(c),
             StorageError::Internal(cause) => ApiError::internal(cause),
         }
@@ -84,5 +96,19 @@ fn conflict(c: Conflict) -> ApiError {
                 .with_code("job_finished")
                 .with_title("Job finished")
         }
+        Conflict::ImportQueueFull { queued } => ApiError::resource_rate_limited(
+            RetryAfter::from_secs(30),
+            format!(
+                "This token's imports already queued or running hold {queued} bytes, its limit; \
+                 start this one once some have finished."
+            ),
+        )
+        .with_code("import_queue_full")
+        .with_title("Import queue full"),
+        Conflict::IdempotencyKeyTaken => ApiError::conflict(
+            "Another request with this Idempotency-Key is being processed; retry it shortly.",
+        )
+        .with_code("idempotency_key_in_use")
+        .with_title("Idempotency key in use"),
     }
 }

@@ -61,7 +61,7 @@ async fn serve(args: verdict_service::config::ServeArgs) -> std::process::ExitCo
         .unwrap_or_default();
     tracing::info!(address = %local, preset = %service.state.preset, "verdict serving");
     println!("listening on http://{local}");
-    match verdict_service::serve_on(listener, service.router).await {
+    match verdict_service::serve_on(listener, service).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("verdict: server error: {e}");

@@ -21,7 +21,8 @@ use crate::api::{Access, Operation, RequestBody, OPERATIONS};
 /// preset's, added below.)
 const EVERY_OPERATION: [u16; 5] = [400, 406, 500, 503, 504];
 const WITH_CREDENTIALS: [u16; 2] = [401, 403];
-const WITH_BODY: [u16; 4] = [400, 413, 415, 422];
+/// 408: the body stopped arriving (or was still arriving at the deadline).
+const WITH_BODY: [u16; 5] = [400, 408, 413, 415, 422];
 
 /// The statuses `op` may answer with under `preset`.
 pub fn statuses(op: &Operation, preset: &Preset) -> BTreeSet<u16> {
@@ -104,7 +105,7 @@ fn schemas() -> Value {
                         "additionalProperties": {"type": "string", "pattern": "^[ -~]*$"}}}}}}},
         "Maintenance": {"type": "object", "additionalProperties": false, "required": ["enabled"],
             "properties": {"enabled": {"type": "boolean"},
-                "retry_after_seconds": {"type": ["integer", "null"], "minimum": 1, "maximum": 31536000}}},
+                "retry_after_seconds": {"type": ["integer", "null"], "minimum": 1, "maximum": 86400}}},
     })
 }
 
@@ -208,20 +209,12 @@ fn parameters(op: &Operation) -> Vec<Value> {
 
 /// Every documented problem type's slug.
 fn problem_slugs() -> Vec<String> {
-    let mut codes: Vec<&str> = crate::ops::SERVICE_PROBLEMS
+    let mut slugs: Vec<String> = verdict::problems::all(crate::ops::SERVICE_PROBLEMS)
         .iter()
-        .chain(verdict::problems::LIBRARY)
-        .map(|p| p.code)
-        .chain(
-            status::CATALOG
-                .iter()
-                .filter(|e| e.code >= 400)
-                .map(|e| e.default_code),
-        )
+        .map(|p| verdict::format::slug(p.code))
         .collect();
-    codes.sort();
-    codes.dedup();
-    codes.into_iter().map(verdict::format::slug).collect()
+    slugs.sort();
+    slugs
 }
 
 /// OpenAPI links: where the values a response carries lead, so a client (or

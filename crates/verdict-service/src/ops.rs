@@ -1,14 +1,15 @@
-//! Operations: `/health`, `/metrics`, `/openapi.json`, `/problems/{slug}`,
-//! maintenance mode. (`/docs` is Swagger UI, served from the assets the
+//! Operations: `/health`, `/metrics`, `/openapi.json`, maintenance mode, and
+//! the service's problem types (their pages are the library's:
+//! `Contract::document_problems`). (`/docs` is Swagger UI, served from the assets the
 //! `swagger-ui-dist` crate embeds: no network needed.)
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 use verdict::headers::RetryAfter;
-use verdict::problems::{self, ProblemType};
+use verdict::problems::ProblemType;
 use verdict::{ApiError, Json};
 
 use crate::fail::Reply;
@@ -108,26 +109,17 @@ pub const SERVICE_PROBLEMS: &[ProblemType] = &[
         description: "The Idempotency-Key was first used with another request. Use a new key for a new request." },
     ProblemType { code: "storage_unavailable", status: 503, title: "Storage unavailable",
         description: "The storage cannot be reached. Retry after `Retry-After` seconds." },
+    ProblemType { code: "limits_unavailable", status: 503, title: "Limits unavailable",
+        description: "The shared store of rate limits and quotas (Redis) cannot be reached, and a limit that cannot be checked is not enforced. Retry after `Retry-After` seconds." },
+    ProblemType { code: "idempotency_key_in_use", status: 409, title: "Idempotency key in use",
+        description: "Another request with this Idempotency-Key is still being processed. Retry shortly; you will get its answer." },
+    ProblemType { code: "collection_changed", status: 409, title: "Collection changed",
+        description: "The collection kept changing (its schema, unique fields or name) while the request was checked against it. Send the request again." },
+    ProblemType { code: "import_queue_full", status: 429, title: "Import queue full",
+        description: "The token's imports waiting or running already hold as many bytes as it may queue. Start this one once some have finished; `Retry-After` suggests when to look." },
+    ProblemType { code: "bootstrap_token", status: 409, title: "Bootstrap token",
+        description: "The bootstrap admin token cannot be revoked over the API: restart the service with a new `--admin-token` to replace it." },
 ];
-
-/// `GET /problems/{slug}`.
-pub async fn problem(Path(slug): Path<String>) -> Reply {
-    match problems::lookup(&slug, SERVICE_PROBLEMS) {
-        Some(p) => Ok(axum::Json(json!({
-            "type": format!("/problems/{}", verdict::format::slug(p.code)),
-            "code": p.code,
-            "status": p.status,
-            "title": p.title,
-            "description": p.description,
-        }))
-        .into_response()),
-        None => Err(
-            ApiError::not_found(format!("No problem type is called {slug}."))
-                .with_code("problem_type_not_found")
-                .into(),
-        ),
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +128,10 @@ pub struct Maintenance {
     #[serde(default, deserialize_with = "crate::integer::opt_u64")]
     retry_after_seconds: Option<u64>,
 }
+
+/// The longest `Retry-After` maintenance may announce: a day. Past it a
+/// client is better told to come back than to wait.
+pub const MAX_MAINTENANCE_RETRY: u64 = 86_400;
 
 fn maintenance_json(st: &AppState) -> serde_json::Value {
     match st.maintenance.status() {
@@ -151,11 +147,15 @@ pub async fn get_maintenance(State(st): State<AppState>) -> Reply {
 
 /// `PUT /v1/admin/maintenance`.
 pub async fn set_maintenance(State(st): State<AppState>, Json(body): Json<Maintenance>) -> Reply {
-    if body.retry_after_seconds == Some(0) {
+    // Checked whether maintenance is switched on or off.
+    if body
+        .retry_after_seconds
+        .is_some_and(|s| !(1..=MAX_MAINTENANCE_RETRY).contains(&s))
+    {
         return Err(
             verdict::ApiError::validation_failed(vec![verdict::FieldError::new(
                 "/retry_after_seconds",
-                "must be at least 1",
+                format!("must be from 1 to {MAX_MAINTENANCE_RETRY} seconds"),
             )])
             .into(),
         );

@@ -6,7 +6,6 @@
 //! computes the same one. Handlers keep the contract's order: 400 (syntax) ->
 //! 404 -> 412/304 -> 422 -> 409.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -15,15 +14,18 @@ use base64::Engine;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use verdict::auth::Authenticated;
+use verdict::auth::{Authenticated, Principal};
 use verdict::conditional::Preconditions;
+use verdict::extract::RawBody;
 use verdict::negotiate::Negotiated;
 use verdict::{ApiError, FieldError};
 
-use crate::collections::{resolve, tagged, validators_of};
+use crate::collections::{gone, reload, resolve, tagged, validators_of};
 use crate::fail::{Fail, Reply};
 use crate::state::AppState;
-use crate::storage::{CollectionRow, Filter, RecordRow, StorageError, StoredResponse};
+use crate::storage::{
+    CollectionRow, Conflict, Filter, IdempotentAnswer, RecordRow, StorageError, StoredResponse,
+};
 use crate::time::{now_ms, rfc3339};
 
 /// Members of a representation the server sets.
@@ -32,12 +34,20 @@ pub const RESERVED: [&str; 3] = ["id", "created_at", "updated_at"];
 /// Page sizes.
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
+/// A page stops after the record that brings it to this many bytes (so a
+/// page of large records is short, and has a next cursor).
+pub const MAX_PAGE_BYTES: usize = 4 << 20;
 
 /// What a client-chosen id may be.
-pub(crate) const ID_RULE: &str = "must be 1 to 128 characters: letters, digits, `_`, `-` or `.`";
+pub(crate) const ID_RULE: &str =
+    "must be 1 to 128 characters: letters, digits, `_`, `-` or `.`, and not `.` or `..`";
 
+/// Whether `id` may name a record (`.` and `..` would make a `Location`
+/// that clients resolve to another path).
 pub(crate) fn valid_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
+        && id != "."
+        && id != ".."
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
@@ -92,11 +102,6 @@ fn location(c: &str, id: &str) -> HeaderValue {
         .expect("ids are header-safe")
 }
 
-/// The body as JSON (400 if it is not).
-fn body_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    verdict::extract::parse_json(bytes)
-}
-
 /// A parsed body as a JSON object (422 if it is not one), checked after the
 /// collection and record are found, as the contract orders 404 before 422.
 fn into_object(value: Value) -> Result<Map<String, Value>, ApiError> {
@@ -109,34 +114,13 @@ fn into_object(value: Value) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-/// Checks data against the collection's schema: 422 naming every failing field.
-pub fn validate(
+/// Checks data against the collection's rules: 422 naming the failing fields.
+pub async fn validate(
     st: &AppState,
     c: &CollectionRow,
-    data: &Map<String, Value>,
-) -> Result<(), ApiError> {
-    let Some(schema) = &c.schema else {
-        return Ok(());
-    };
-    let validator = st
-        .schemas
-        .get(&c.name, c.updated_at, schema)
-        .map_err(|e| ApiError::internal(format!("stored schema does not compile: {e}")))?;
-    let instance = Value::Object(data.clone());
-    let errors: Vec<FieldError> = validator
-        .iter_errors(&instance)
-        .take(50)
-        .map(|e| {
-            let mut detail = e.to_string();
-            detail.truncate(300);
-            FieldError::new(e.instance_path().to_string(), detail)
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::validation_failed(errors))
-    }
+    data: Map<String, Value>,
+) -> Result<Map<String, Value>, ApiError> {
+    st.schemas.validate(c, data).await
 }
 
 fn strip_reserved(m: &mut Map<String, Value>) -> Option<Value> {
@@ -146,26 +130,81 @@ fn strip_reserved(m: &mut Map<String, Value>) -> Option<Value> {
     id
 }
 
+/// Whether a write answers with the record: a token without `read` (a
+/// write-only token) gets the validators and `Location`, not the data.
+fn may_read(p: &Principal) -> bool {
+    p.has_scope("read") || p.has_scope("admin")
+}
+
+/// The answer to a successful write, as a stored response (so an
+/// idempotent create keeps exactly what it answers).
+fn write_answer(
+    status: StatusCode,
+    c: &CollectionRow,
+    r: &RecordRow,
+    with_body: bool,
+) -> StoredResponse {
+    let body = serde_json::to_vec(&record_json(r)).expect("records serialize");
+    let validators = validators_of(&record_json(r), r.updated_at);
+    let mut headers = http::HeaderMap::new();
+    validators.apply(&mut headers);
+    let mut kept: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let status = if status == StatusCode::CREATED {
+        kept.push((
+            header::LOCATION.to_string(),
+            format!("/v1/collections/{}/records/{}", c.name, r.id),
+        ));
+        status
+    } else if with_body {
+        status
+    } else {
+        StatusCode::NO_CONTENT
+    };
+    if with_body {
+        kept.push((header::CONTENT_TYPE.to_string(), "application/json".into()));
+    }
+    StoredResponse {
+        fingerprint: String::new(),
+        status: status.as_u16(),
+        headers: kept,
+        body: if with_body { body } else { Vec::new() },
+    }
+}
+
+/// The `Idempotency-Key` of a request, if it has one (400 if malformed).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(key) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    key.to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()))
+        .map(|k| Some(k.to_string()))
+        .ok_or_else(|| {
+            ApiError::invalid_header("Idempotency-Key", "must be 1 to 255 ASCII characters")
+        })
+}
+
 /// `POST /v1/collections/{c}/records`, with `Idempotency-Key` replaying the first answer.
+///
+/// The record and the answer kept for its key commit in one transaction: a
+/// crash leaves both or neither, so a retry after it finds either the answer
+/// or nothing done.
 pub async fn create(
     State(st): State<AppState>,
     Path(name): Path<String>,
     Authenticated(p): Authenticated,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Reply {
-    let Some(key) = headers.get("idempotency-key") else {
-        return create_once(&st, &name, &uri, &body).await;
+    let key = idempotency_key(&headers)?;
+    let Some(key) = key else {
+        return create_once(&st, &p, &name, &uri, &body, None).await;
     };
-    let key = key
-        .to_str()
-        .ok()
-        .filter(|k| (1..=255).contains(&k.len()))
-        .ok_or_else(|| {
-            ApiError::invalid_header("Idempotency-Key", "must be 1 to 255 ASCII characters")
-        })?
-        .to_string();
     let fingerprint = {
         let mut h = Sha256::new();
         h.update(uri.path().as_bytes());
@@ -176,60 +215,31 @@ pub async fn create(
     // Concurrent retries (on any instance) wait for the first.
     let _held = st.shared.lock(&format!("{}:{}", p.subject(), key)).await?;
     if let Some(stored) = st.storage.get_idempotent(p.subject(), &key).await? {
-        if stored.fingerprint != fingerprint {
-            // 409, not the IETF draft's 422: the request itself is valid; it
-            // conflicts with what the key already stands for.
-            return Err(ApiError::conflict(
-                "This Idempotency-Key was first used for a different request; use a new key.",
-            )
-            .with_code("idempotency_key_reused")
-            .with_title("Idempotency key reused")
-            .into());
-        }
-        return Ok(replay(stored));
+        return Ok(replayed(stored, &fingerprint)?);
     }
-    let res = match create_once(&st, &name, &uri, &body).await {
-        Ok(r) => r,
-        Err(Fail(r)) => r,
-    };
-    // Keep successful answers only: an error is re-run on retry and answers
-    // the same (or, if what it depended on changed, the truth now), rendered
-    // as the retry negotiates; a stored error body would lose its format.
-    let status = res.status();
-    if status.is_success() {
-        let (parts, body) = res.into_parts();
-        let bytes = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .map_err(ApiError::internal)?;
-        let stored = StoredResponse {
-            fingerprint,
-            status: parts.status.as_u16(),
-            headers: parts
-                .headers
-                .iter()
-                .filter(|(n, _)| {
-                    *n == header::LOCATION
-                        || *n == header::ETAG
-                        || *n == header::LAST_MODIFIED
-                        || *n == header::CONTENT_TYPE
-                })
-                .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
-                .collect(),
-            body: bytes.to_vec(),
-        };
-        st.storage
-            .put_idempotent(p.subject(), &key, &stored, now_ms())
-            .await?;
-        let mut res = Response::from_parts(parts, axum::body::Body::from(bytes));
-        if let Some(rendered) = res.extensions_mut().remove::<verdict::error::Rendered>() {
-            res.extensions_mut().insert(rendered);
-        }
-        return Ok(res);
+    let idem = (key, fingerprint);
+    create_once(&st, &p, &name, &uri, &body, Some(&idem)).await
+}
+
+/// A stored answer, replayed: 409 if the key was first used for another request.
+fn replayed(stored: StoredResponse, fingerprint: &str) -> Result<Response, ApiError> {
+    if stored.fingerprint != fingerprint {
+        // 409, not the IETF draft's 422: the request itself is valid; it
+        // conflicts with what the key already stands for.
+        return Err(ApiError::conflict(
+            "This Idempotency-Key was first used for a different request; use a new key.",
+        )
+        .with_code("idempotency_key_reused")
+        .with_title("Idempotency key reused"));
     }
+    let mut res = answer(stored);
+    res.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
     Ok(res)
 }
 
-fn replay(stored: StoredResponse) -> Response {
+/// A stored response as a response.
+fn answer(stored: StoredResponse) -> Response {
     let mut res = Response::new(axum::body::Body::from(stored.body));
     *res.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     for (n, v) in stored.headers {
@@ -240,14 +250,19 @@ fn replay(stored: StoredResponse) -> Response {
             res.headers_mut().insert(n, v);
         }
     }
-    res.headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
     res
 }
 
-async fn create_once(st: &AppState, name: &str, uri: &Uri, body: &[u8]) -> Reply {
-    let body = body_json(body)?;
-    let c = resolve(st, name, uri).await?;
+async fn create_once(
+    st: &AppState,
+    p: &Principal,
+    name: &str,
+    uri: &Uri,
+    body: &[u8],
+    idem: Option<&(String, String)>,
+) -> Reply {
+    let body = verdict::extract::parse_value(body)?;
+    let mut c = resolve(st, name, uri).await?;
     let mut data = into_object(body)?;
     let id = match strip_reserved(&mut data) {
         None | Some(Value::Null) => uuid::Uuid::now_v7().simple().to_string(),
@@ -256,26 +271,58 @@ async fn create_once(st: &AppState, name: &str, uri: &Uri, body: &[u8]) -> Reply
             return Err(ApiError::validation_failed(vec![FieldError::new("/id", ID_RULE)]).into())
         }
     };
-    validate(st, &c, &data)?;
-    let now = now_ms();
-    let row = RecordRow {
-        id,
-        data,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    st.storage.create_record(&c, &row).await?;
-    let mut res = tagged(StatusCode::CREATED, &record_json(&row), row.updated_at);
-    res.headers_mut()
-        .insert(header::LOCATION, location(&c.name, &row.id));
-    Ok(res)
+    for _ in 0..WRITE_ATTEMPTS {
+        data = validate(st, &c, data).await?;
+        let now = now_ms();
+        let row = RecordRow {
+            id: id.clone(),
+            data,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut stored = write_answer(StatusCode::CREATED, &c, &row, may_read(p));
+        let kept = idem.map(|(key, fingerprint)| {
+            stored.fingerprint = fingerprint.clone();
+            IdempotentAnswer {
+                token_id: p.subject().to_string(),
+                key: key.clone(),
+                response: stored.clone(),
+                at: now,
+            }
+        });
+        match st.storage.create_record(&c, &row, kept.as_ref()).await {
+            Ok(()) => return Ok(answer(stored)),
+            // Checked against a collection that has changed since: again, against what it is now.
+            Err(StorageError::CollectionChanged) => c = reload(st, &c).await?,
+            Err(StorageError::CollectionGone) => return Err(gone(&c)),
+            Err(StorageError::Conflict(Conflict::IdempotencyKeyTaken)) => {
+                let (key, fingerprint) = idem.expect("only with a key");
+                return match st.storage.get_idempotent(p.subject(), key).await? {
+                    Some(stored) => Ok(replayed(stored, fingerprint)?),
+                    None => Err(ApiError::internal("an idempotent answer vanished").into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+        data = row.data;
+    }
+    Err(changing_collection())
+}
+
+fn changing_collection() -> Fail {
+    ApiError::conflict(
+        "The collection kept changing while this request was processed; send it again.",
+    )
+    .with_code("collection_changed")
+    .with_title("Collection changed")
+    .into()
 }
 
 /// The record, or 404.
 async fn load(st: &AppState, c: &CollectionRow, id: &str) -> Result<RecordRow, Fail> {
     st.storage
-        .get_record(&c.name, id)
+        .get_record(c.id, id)
         .await?
         .ok_or_else(|| record_not_found(id).into())
 }
@@ -295,13 +342,14 @@ pub async fn show(
 pub async fn replace(
     State(st): State<AppState>,
     Path((name, id)): Path<(String, String)>,
+    Authenticated(p): Authenticated,
     uri: Uri,
     pre: Preconditions,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Reply {
-    let body = body_json(&body)?;
+    let body = verdict::extract::parse_value(&body)?;
     let c = resolve(&st, &name, &uri).await?;
-    update(&st, &c, &id, &pre, |_| {
+    update(&st, &p, c, &id, &pre, |_| {
         let mut data = into_object(body.clone())?;
         strip_reserved(&mut data);
         Ok(data)
@@ -313,13 +361,14 @@ pub async fn replace(
 pub async fn patch(
     State(st): State<AppState>,
     Path((name, id)): Path<(String, String)>,
+    Authenticated(p): Authenticated,
     uri: Uri,
     pre: Preconditions,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Reply {
-    let patch: Value = verdict::extract::parse_json(&body)?;
+    let patch = verdict::extract::parse_value(&body)?;
     let c = resolve(&st, &name, &uri).await?;
-    update(&st, &c, &id, &pre, |current| {
+    update(&st, &p, c, &id, &pre, |current| {
         let mut merged = Value::Object(current.data.clone());
         merge_patch(&mut merged, &patch);
         let Value::Object(mut data) = merged else {
@@ -335,7 +384,7 @@ pub async fn patch(
 }
 
 /// How often a write is re-applied after losing a race to another writer.
-const WRITE_ATTEMPTS: usize = 64;
+pub(crate) const WRITE_ATTEMPTS: usize = 64;
 
 /// A short random pause before re-applying a write, so contenders spread out.
 async fn backoff() {
@@ -344,24 +393,24 @@ async fn backoff() {
 }
 
 /// Read, check preconditions (412), compute the new data (422), and
-/// compare-and-swap; a write that lost a race to a concurrent one starts over
-/// on the new version, so an unconditional write never fails for it and a
-/// conditional one is judged against what is really current.
+/// compare-and-swap on the record and its collection; a write that lost a
+/// race starts over on what won it, so an unconditional write never fails
+/// for it and a conditional one is judged against what is really current.
 async fn update(
     st: &AppState,
-    c: &CollectionRow,
+    p: &Principal,
+    mut c: CollectionRow,
     id: &str,
     pre: &Preconditions,
     new_data: impl Fn(&RecordRow) -> Result<Map<String, Value>, ApiError>,
 ) -> Reply {
     for _ in 0..WRITE_ATTEMPTS {
-        let current = load(st, c, id).await?;
+        let current = load(st, &c, id).await?;
         pre.check_write(Some(&validators_of(
             &record_json(&current),
             current.updated_at,
         )))?;
-        let data = new_data(&current)?;
-        validate(st, c, &data)?;
+        let data = validate(st, &c, new_data(&current)?).await?;
         let row = RecordRow {
             id: current.id.clone(),
             data,
@@ -370,18 +419,20 @@ async fn update(
             // Strictly later, so Last-Modified moves even within one millisecond.
             updated_at: now_ms().max(current.updated_at + 1),
         };
-        match st.storage.update_record(c, &row, current.version).await {
-            Ok(()) => return Ok(tagged(StatusCode::OK, &record_json(&row), row.updated_at)),
+        match st.storage.update_record(&c, &row, current.version).await {
+            Ok(()) => return Ok(answer(write_answer(StatusCode::OK, &c, &row, may_read(p)))),
             Err(StorageError::VersionMismatch) => backoff().await,
+            Err(StorageError::CollectionChanged) => c = reload(st, &c).await?,
+            Err(StorageError::CollectionGone) => return Err(gone(&c)),
             Err(e) => return Err(e.into()),
         }
     }
-    Err(lost_race(st, c, id).await)
+    Err(lost_race(st, &c, id).await)
 }
 
 /// A write that lost a race: 412 with the winner's ETag (or 404 if it was deleted).
 async fn lost_race(st: &AppState, c: &CollectionRow, id: &str) -> Fail {
-    match st.storage.get_record(&c.name, id).await {
+    match st.storage.get_record(c.id, id).await {
         Ok(Some(now)) => {
             let v = validators_of(&record_json(&now), now.updated_at);
             ApiError::precondition_failed(v.etag.as_ref())
@@ -426,11 +477,7 @@ pub async fn delete(
             &record_json(&current),
             current.updated_at,
         )))?;
-        match st
-            .storage
-            .delete_record(&c.name, &id, current.version)
-            .await
-        {
+        match st.storage.delete_record(c.id, &id, current.version).await {
             Ok(()) => return Ok(StatusCode::NO_CONTENT.into_response()),
             Err(StorageError::VersionMismatch) => backoff().await,
             Err(e) => return Err(e.into()),
@@ -505,6 +552,7 @@ fn form_pairs(q: &str) -> Vec<(String, String)> {
 }
 
 /// `GET /v1/collections/{c}/records`: a page, as JSON or (by `Accept`) CSV.
+/// A page holds up to `limit` records, and stops early at [`MAX_PAGE_BYTES`].
 pub async fn list(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -514,12 +562,21 @@ pub async fn list(
     let q = parse_list_query(&uri)?;
     let c = resolve(&st, &name, &uri).await?;
     // One more than asked tells whether there is a next page.
-    let mut rows = st
+    let page = st
         .storage
-        .list_records(&c.name, q.after.as_deref(), q.limit + 1, &q.filters)
+        .list_records(
+            c.id,
+            q.after.as_deref(),
+            q.limit + 1,
+            &q.filters,
+            MAX_PAGE_BYTES,
+        )
         .await?;
+    let mut rows = page.rows;
     let next = if rows.len() > q.limit as usize {
         rows.truncate(q.limit as usize);
+        rows.last().map(|r| r.id.clone())
+    } else if page.cut_short {
         rows.last().map(|r| r.id.clone())
     } else {
         None
@@ -536,7 +593,7 @@ pub async fn list(
         )
     });
     let mut res = match negotiated.as_ref().map(|n| n.0.media_type()) {
-        Some("text/csv") => csv_page(&rows)?,
+        Some("text/csv") => crate::csv::page(&rows)?,
         _ => {
             let items: Vec<RecordJson> = rows.iter().map(record_json).collect();
             axum::Json(json!({"items": items, "next_cursor": next, "limit": q.limit}))
@@ -553,38 +610,6 @@ pub async fn list(
 
 fn encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// A page as CSV: `id,created_at,updated_at` then every data field, sorted;
-/// non-string values as JSON.
-fn csv_page(rows: &[RecordRow]) -> Result<Response, ApiError> {
-    let mut fields: Vec<&String> = rows.iter().flat_map(|r| r.data.keys()).collect();
-    fields.sort();
-    fields.dedup();
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut head = vec!["id", "created_at", "updated_at"];
-    head.extend(fields.iter().map(|f| f.as_str()));
-    w.write_record(&head).map_err(ApiError::internal)?;
-    for r in rows {
-        let mut line = vec![r.id.clone(), rfc3339(r.created_at), rfc3339(r.updated_at)];
-        for f in &fields {
-            line.push(match r.data.get(*f) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-            });
-        }
-        w.write_record(&line).map_err(ApiError::internal)?;
-    }
-    let bytes = w.into_inner().map_err(ApiError::internal)?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
-        )],
-        bytes,
-    )
-        .into_response())
 }
 
 /// `GET /v1/collections/{c}/lookup?field=value`: one match 303, several 300, none 404.
@@ -609,7 +634,11 @@ pub async fn lookup(State(st): State<AppState>, Path(name): Path<String>, uri: U
         field: field.clone(),
         value: value.clone(),
     }];
-    let rows = st.storage.list_records(&c.name, None, 51, &filter).await?;
+    let page = st
+        .storage
+        .list_records(c.id, None, 51, &filter, MAX_PAGE_BYTES)
+        .await?;
+    let rows = page.rows;
     match rows.as_slice() {
         [] => Err(
             ApiError::not_found(format!("No record of {} has {field} = {value}.", c.name))
@@ -617,7 +646,7 @@ pub async fn lookup(State(st): State<AppState>, Path(name): Path<String>, uri: U
                 .with_title("No match")
                 .into(),
         ),
-        [one] => {
+        [one] if !page.cut_short => {
             if st.preset.allows(StatusCode::SEE_OTHER) {
                 Ok((
                     StatusCode::SEE_OTHER,
@@ -640,7 +669,9 @@ pub async fn lookup(State(st): State<AppState>, Path(name): Path<String>, uri: U
                 .collect();
             Ok((
                 StatusCode::MULTIPLE_CHOICES,
-                axum::Json(json!({"choices": choices, "truncated": many.len() > 50})),
+                axum::Json(
+                    json!({"choices": choices, "truncated": many.len() > 50 || page.cut_short}),
+                ),
             )
                 .into_response())
         }

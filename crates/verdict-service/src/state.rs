@@ -1,10 +1,7 @@
 //! What every handler shares.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use axum::Router;
-use serde_json::Value;
 use verdict::maintenance::MaintenanceSwitch;
 use verdict::Preset;
 
@@ -20,34 +17,20 @@ pub struct AppState {
     pub maintenance: MaintenanceSwitch,
     /// Limits, quotas, locks and maintenance, shared across instances with `--shared`.
     pub shared: Arc<crate::shared::Shared>,
-    pub schemas: Arc<SchemaCache>,
+    /// Compiled schemas, and the bound on validations off the async threads.
+    pub schemas: Arc<crate::validation::Schemas>,
     pub jobs: Arc<tokio::sync::Notify>,
     /// The whole service, for batch operations (set once it is built).
-    pub app: Arc<OnceLock<Router>>,
+    pub app: Arc<OnceLock<verdict::ContractService>>,
 }
 
-/// Compiled JSON Schemas, by collection and its `updated_at`.
-#[derive(Default)]
-pub struct SchemaCache {
-    compiled: Mutex<HashMap<String, (i64, Arc<jsonschema::Validator>)>>,
-}
-
-impl SchemaCache {
-    /// The compiled schema of a collection (compiled on first use).
-    pub fn get(
-        &self,
-        collection: &str,
-        updated_at: i64,
-        schema: &Value,
-    ) -> Result<Arc<jsonschema::Validator>, String> {
-        let mut map = self.compiled.lock().expect("not poisoned");
-        if let Some((at, v)) = map.get(collection) {
-            if *at == updated_at {
-                return Ok(v.clone());
-            }
+impl AppState {
+    /// The preset errors are rendered with: `--preset`, with `--error-format`
+    /// over its format.
+    pub fn error_preset(&self) -> Preset {
+        match self.config.error_format {
+            Some(f) => self.preset.clone().with_format(f),
+            None => self.preset.clone(),
         }
-        let v = Arc::new(jsonschema::validator_for(schema).map_err(|e| e.to_string())?);
-        map.insert(collection.to_string(), (updated_at, v.clone()));
-        Ok(v)
     }
 }

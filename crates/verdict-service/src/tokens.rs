@@ -5,11 +5,12 @@
 //!
 //! Also the routes `POST /v1/tokens`, `GET /v1/tokens`, `DELETE /v1/tokens/{id}`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use base64::Engine;
 use futures_util::future::BoxFuture;
@@ -36,10 +37,21 @@ pub const SCOPES: [&str; 3] = ["read", "write", "admin"];
 /// What the service attaches to a principal: the token's grants and quota.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grants {
-    /// `None`: every collection.
-    pub collections: Option<Vec<String>>,
+    /// The ids of the collections it may use; `None`: every collection.
+    /// By id, not name: a grant follows a rename, and does not pass to a
+    /// new collection created under a deleted one's name.
+    pub collections: Option<Vec<i64>>,
     /// Writes per UTC day.
     pub write_quota: Option<u32>,
+}
+
+impl Grants {
+    /// Whether the token may use the collection `id`.
+    pub fn allows(&self, id: i64) -> bool {
+        self.collections
+            .as_ref()
+            .is_none_or(|ids| ids.contains(&id))
+    }
 }
 
 pub fn hash_secret(secret: &str) -> Vec<u8> {
@@ -89,12 +101,18 @@ impl Authenticator for TokenAuthenticator {
 }
 
 fn principal_of(row: TokenRow) -> Principal {
+    // The bootstrap admin token is the operator's way in under any load (to
+    // switch maintenance, revoke a token): no rate limit applies to it.
+    let bootstrap = row.id == ADMIN_ID;
     let mut p = Principal::new(row.id, row.scopes).with_extension(Grants {
         collections: row.collections,
         write_quota: row.write_quota,
     });
     if let Some((n, per)) = row.rate_limit {
         p = p.with_rate_limit(Quota::new(n, Duration::from_secs(per.into())));
+    }
+    if bootstrap {
+        p = p.without_rate_limit();
     }
     p
 }
@@ -131,11 +149,18 @@ pub async fn bootstrap(
     }
 }
 
-fn token_json(t: &TokenRow) -> Value {
+/// A token's JSON; its grants by the collections' current names (a deleted
+/// collection's grant is not shown: it grants nothing).
+fn token_json(t: &TokenRow, names: &HashMap<i64, String>) -> Value {
+    let collections = t.collections.as_ref().map(|ids| {
+        ids.iter()
+            .filter_map(|id| names.get(id))
+            .collect::<Vec<_>>()
+    });
     json!({
         "id": t.id,
         "scopes": t.scopes,
-        "collections": t.collections,
+        "collections": collections,
         "rate_limit": t.rate_limit.map(|(r, p)| json!({"requests": r, "per_seconds": p})),
         "write_quota": t.write_quota,
         "created_at": rfc3339(t.created_at),
@@ -176,6 +201,8 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewToken>) -> R
             ));
         }
     }
+    let mut granted = Vec::new();
+    let mut names = HashMap::new();
     if let Some(cs) = &body.collections {
         for (i, c) in cs.iter().enumerate() {
             if !crate::collections::valid_name(c) {
@@ -183,6 +210,18 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewToken>) -> R
                     format!("/collections/{i}"),
                     crate::collections::NAME_RULE,
                 ));
+                continue;
+            }
+            // A grant is to a collection (its id), so it must exist now.
+            match st.storage.get_collection(c).await? {
+                Some(row) => {
+                    granted.push(row.id);
+                    names.insert(row.id, row.name);
+                }
+                None => errors.push(FieldError::new(
+                    format!("/collections/{i}"),
+                    "names no collection; create it first",
+                )),
             }
         }
     }
@@ -209,32 +248,51 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewToken>) -> R
         id: id.clone(),
         secret_hash: hash_secret(&secret),
         scopes: body.scopes,
-        collections: body.collections,
+        collections: body.collections.as_ref().map(|_| granted),
         rate_limit: body.rate_limit.map(|r| (r.requests, r.per_seconds)),
         write_quota: body.write_quota,
         created_at: now_ms(),
         revoked_at: None,
     };
     st.storage.insert_token(&row).await?;
-    let mut out = token_json(&row);
+    let mut out = token_json(&row, &names);
     out["token"] = Value::String(format!("{id}.{secret}"));
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, format!("/v1/tokens/{id}"))],
-        axum::Json(out),
-    )
-        .into_response())
+    let mut res = crate::collections::tagged(StatusCode::CREATED, &out, row.created_at);
+    let h = res.headers_mut();
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/v1/tokens/{id}")).expect("uuid"),
+    );
+    // The secret is in this body, once: no cache may keep it.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
 }
 
 /// `GET /v1/tokens`.
 pub async fn list(State(st): State<AppState>) -> Reply {
     let rows = st.storage.list_tokens().await?;
-    let items: Vec<Value> = rows.iter().map(token_json).collect();
+    let names: HashMap<i64, String> = st
+        .storage
+        .list_collections()
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    let items: Vec<Value> = rows.iter().map(|t| token_json(t, &names)).collect();
     Ok(axum::Json(json!({ "items": items })).into_response())
 }
 
-/// `DELETE /v1/tokens/{id}`.
+/// `DELETE /v1/tokens/{id}` (the bootstrap admin token cannot be revoked
+/// here: it is the operator's, replaced by restarting with `--admin-token`).
 pub async fn revoke(State(st): State<AppState>, Path(id): Path<String>) -> Reply {
+    if id == ADMIN_ID {
+        return Err(ApiError::conflict(
+            "The bootstrap admin token cannot be revoked through the API; restart the service with a new --admin-token to replace it.",
+        )
+        .with_code("bootstrap_token")
+        .with_title("Bootstrap token")
+        .into());
+    }
     match st.storage.revoke_token(&id, now_ms()).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(StorageError::NotFound) => Err(ApiError::not_found(format!(

@@ -160,7 +160,25 @@ async fn an_import_running_at_sigkill_finishes_after_the_restart_without_duplica
     .unwrap();
     assert_eq!(s, 201);
     let lines = 6000;
-    let ndjson: String = (0..lines).map(|i| format!("{{\"n\": {i}}}\n")).collect();
+    // Every 500th line is not JSON, and blank lines are sprinkled in: the
+    // report must name each bad line by its number, those before the restart
+    // included.
+    let mut ndjson = String::new();
+    let mut bad_lines = Vec::new();
+    let mut number = 0;
+    for i in 0..lines {
+        if i % 700 == 0 {
+            ndjson.push('\n');
+            number += 1;
+        }
+        number += 1;
+        if i % 500 == 250 {
+            ndjson.push_str("{not json\n");
+            bad_lines.push(number);
+        } else {
+            ndjson.push_str(&format!("{{\"n\": {i}}}\n"));
+        }
+    }
     let res = common::client()
         .request(
             http::Request::post(format!("{}/v1/collections/bulk/imports", server.base))
@@ -201,7 +219,15 @@ async fn an_import_running_at_sigkill_finishes_after_the_restart_without_duplica
     let (_, result) = send(&server.base, "GET", &format!("{job}/result"), None)
         .await
         .unwrap();
-    assert_eq!(result["failed"], json!([]), "{result}");
+    let reported: Vec<i64> = result["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(reported, bad_lines, "{result}");
+    assert_eq!(result["failed_count"], bad_lines.len(), "{result}");
+    assert_eq!(result["imported"], lines - bad_lines.len(), "{result}");
     // Every line exactly once.
     let mut count = 0;
     let mut cursor: Option<String> = None;
@@ -217,5 +243,86 @@ async fn an_import_running_at_sigkill_finishes_after_the_restart_without_duplica
             None => break,
         }
     }
-    assert_eq!(count, lines);
+    assert_eq!(count, lines - bad_lines.len());
+}
+
+#[tokio::test]
+async fn idempotent_creates_retried_after_sigkill_make_one_record_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::fresh_data(dir.path()).await;
+    let mut server = start(&data).await;
+    let (s, _) = send(
+        &server.base,
+        "POST",
+        "/v1/collections",
+        Some(json!({"name": "orders"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 201);
+    // Creates without an id (the server makes one), each under its own key,
+    // as fast as they go; the server is killed in the middle.
+    let keys = 400;
+    let sent = |base: String, key: usize| async move {
+        use http_body_util::{BodyExt, Full};
+        let req = http::Request::post(format!("{base}/v1/collections/orders/records"))
+            .header("authorization", format!("Bearer {}", common::ADMIN))
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("order-{key}"))
+            .body(Full::new(bytes::Bytes::from(
+                serde_json::to_vec(&json!({"order": key})).unwrap(),
+            )))
+            .unwrap();
+        let res = common::client().request(req).await.ok()?;
+        let status = res.status().as_u16();
+        let body = res.into_body().collect().await.ok()?.to_bytes();
+        Some((
+            status,
+            serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+        ))
+    };
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let base = server.base.clone();
+            tokio::spawn(async move {
+                for key in (w..keys).step_by(8) {
+                    if sent(base.clone(), key).await.is_none() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    // The client retries every key after the restart: each finds its first
+    // answer (or makes the record now), never a second record.
+    let server = start(&data).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for key in 0..keys {
+        let (status, body) = sent(server.base.clone(), key).await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["order"], key, "{body}");
+        ids.insert(body["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), keys, "one record per key");
+    let mut count = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/collections/orders/records?limit=1000&cursor={c}"),
+            None => "/v1/collections/orders/records?limit=1000".into(),
+        };
+        let (_, page) = send(&server.base, "GET", &path, None).await.unwrap();
+        count += page["items"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(count, keys, "no key made a second record");
 }

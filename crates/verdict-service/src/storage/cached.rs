@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
-use serde_json::Value;
 
 use super::*;
 
@@ -150,7 +149,7 @@ impl Storage for CachedStorage {
         changing!(self.tokens, [id], self.inner.revoke_token(id, at).await)
     }
 
-    async fn create_collection(&self, collection: &CollectionRow) -> StorageResult<()> {
+    async fn create_collection(&self, collection: &CollectionRow) -> StorageResult<CollectionRow> {
         changing!(
             self.collections,
             [&collection.name],
@@ -164,32 +163,48 @@ impl Storage for CachedStorage {
             .await
     }
 
+    async fn get_collection_by_id(&self, id: i64) -> StorageResult<Option<CollectionRow>> {
+        self.inner.get_collection_by_id(id).await
+    }
+
     async fn list_collections(&self) -> StorageResult<Vec<CollectionRow>> {
         self.inner.list_collections().await
     }
 
     async fn update_collection(
         &self,
-        name: &str,
+        id: i64,
+        expected_version: i64,
         change: &CollectionChange,
     ) -> StorageResult<CollectionRow> {
-        let renamed_to = change.rename.as_ref().map_or(name, |(to, _)| to.as_str());
+        // The cache is keyed by name: forget every name the collection had or gets.
+        let before = self.inner.get_collection_by_id(id).await?;
+        let old = before.as_ref().map_or("", |c| c.name.as_str());
+        let new = change.rename.as_ref().map_or("", |(to, _)| to.as_str());
         changing!(
             self.collections,
-            [name, renamed_to],
-            self.inner.update_collection(name, change).await
+            [old, new],
+            self.inner
+                .update_collection(id, expected_version, change)
+                .await
         )
     }
 
-    async fn delete_collection(&self, name: &str, force: bool) -> StorageResult<()> {
+    async fn delete_collection(&self, id: i64, force: bool, now: i64) -> StorageResult<()> {
+        let before = self.inner.get_collection_by_id(id).await?;
+        let name = before.as_ref().map_or("", |c| c.name.as_str());
         changing!(
             self.collections,
             [name],
-            self.inner.delete_collection(name, force).await
+            self.inner.delete_collection(id, force, now).await
         )
     }
 
-    async fn resolve_alias(&self, old_name: &str, now: i64) -> StorageResult<Option<String>> {
+    async fn resolve_alias(
+        &self,
+        old_name: &str,
+        now: i64,
+    ) -> StorageResult<Option<CollectionRow>> {
         self.inner.resolve_alias(old_name, now).await
     }
 
@@ -197,12 +212,18 @@ impl Storage for CachedStorage {
         &self,
         collection: &CollectionRow,
         record: &RecordRow,
+        idempotent: Option<&IdempotentAnswer>,
     ) -> StorageResult<()> {
-        self.inner.create_record(collection, record).await
+        let result = self
+            .inner
+            .create_record(collection, record, idempotent)
+            .await;
+        self.forget_stale(collection, &result);
+        result
     }
 
-    async fn get_record(&self, collection: &str, id: &str) -> StorageResult<Option<RecordRow>> {
-        self.inner.get_record(collection, id).await
+    async fn get_record(&self, collection_id: i64, id: &str) -> StorageResult<Option<RecordRow>> {
+        self.inner.get_record(collection_id, id).await
     }
 
     async fn update_record(
@@ -211,31 +232,35 @@ impl Storage for CachedStorage {
         record: &RecordRow,
         expected_version: i64,
     ) -> StorageResult<()> {
-        self.inner
+        let result = self
+            .inner
             .update_record(collection, record, expected_version)
-            .await
+            .await;
+        self.forget_stale(collection, &result);
+        result
     }
 
     async fn delete_record(
         &self,
-        collection: &str,
+        collection_id: i64,
         id: &str,
         expected_version: i64,
     ) -> StorageResult<()> {
         self.inner
-            .delete_record(collection, id, expected_version)
+            .delete_record(collection_id, id, expected_version)
             .await
     }
 
     async fn list_records(
         &self,
-        collection: &str,
+        collection_id: i64,
         after: Option<&str>,
         limit: u32,
         filters: &[Filter],
-    ) -> StorageResult<Vec<RecordRow>> {
+        max_bytes: usize,
+    ) -> StorageResult<Page> {
         self.inner
-            .list_records(collection, after, limit, filters)
+            .list_records(collection_id, after, limit, filters, max_bytes)
             .await
     }
 
@@ -247,22 +272,29 @@ impl Storage for CachedStorage {
         self.inner.get_idempotent(token_id, key).await
     }
 
-    async fn put_idempotent(
+    async fn insert_job(
         &self,
-        token_id: &str,
-        key: &str,
-        response: &StoredResponse,
-        at: i64,
+        job: &JobRow,
+        input: Option<&[u8]>,
+        max_queued_bytes: i64,
     ) -> StorageResult<()> {
-        self.inner.put_idempotent(token_id, key, response, at).await
-    }
-
-    async fn insert_job(&self, job: &JobRow) -> StorageResult<()> {
-        self.inner.insert_job(job).await
+        self.inner.insert_job(job, input, max_queued_bytes).await
     }
 
     async fn get_job(&self, id: &str) -> StorageResult<Option<JobRow>> {
         self.inner.get_job(id).await
+    }
+
+    async fn job_input(&self, id: &str) -> StorageResult<Option<Vec<u8>>> {
+        self.inner.job_input(id).await
+    }
+
+    async fn job_result(&self, id: &str, seq: i64) -> StorageResult<Option<Vec<u8>>> {
+        self.inner.job_result(id, seq).await
+    }
+
+    async fn job_failures(&self, id: &str) -> StorageResult<Vec<LineFailure>> {
+        self.inner.job_failures(id).await
     }
 
     async fn claim_job(
@@ -270,8 +302,11 @@ impl Storage for CachedStorage {
         owner: &str,
         now: i64,
         lease_until: i64,
+        per_token: u32,
     ) -> StorageResult<Option<JobRow>> {
-        self.inner.claim_job(owner, now, lease_until).await
+        self.inner
+            .claim_job(owner, now, lease_until, per_token)
+            .await
     }
 
     async fn job_progress(
@@ -279,13 +314,26 @@ impl Storage for CachedStorage {
         id: &str,
         owner: &str,
         processed: i64,
-        total: Option<i64>,
         lease_until: i64,
         now: i64,
     ) -> StorageResult<()> {
         self.inner
-            .job_progress(id, owner, processed, total, lease_until, now)
+            .job_progress(id, owner, processed, lease_until, now)
             .await
+    }
+
+    async fn export_chunk(&self, chunk: &ExportChunk<'_>) -> StorageResult<()> {
+        self.inner.export_chunk(chunk).await
+    }
+
+    async fn import_step(
+        &self,
+        step: &ImportStep,
+        describe: DescribeConflict,
+    ) -> StorageResult<()> {
+        let result = self.inner.import_step(step, describe).await;
+        self.forget_stale(&step.collection, &result);
+        result
     }
 
     async fn finish_job(
@@ -293,7 +341,7 @@ impl Storage for CachedStorage {
         id: &str,
         owner: &str,
         state: JobState,
-        result: Option<&Value>,
+        result: Option<&[u8]>,
         error: Option<&str>,
         now: i64,
     ) -> StorageResult<()> {
@@ -304,6 +352,19 @@ impl Storage for CachedStorage {
 
     async fn cancel_job(&self, id: &str, now: i64) -> StorageResult<JobRow> {
         self.inner.cancel_job(id, now).await
+    }
+}
+
+impl CachedStorage {
+    /// A write that found its collection changed or gone read it from this
+    /// cache (another instance changed it): forget it, so the retry reads it anew.
+    fn forget_stale(&self, collection: &CollectionRow, result: &StorageResult<()>) {
+        if matches!(
+            result,
+            Err(StorageError::CollectionChanged | StorageError::CollectionGone)
+        ) {
+            self.collections.forget(&[&collection.name]);
+        }
     }
 }
 
@@ -383,26 +444,32 @@ mod tests {
     async fn a_renamed_collection_is_forgotten_under_both_names() {
         let (_dir, _inner, cached) = stores(Duration::from_secs(3600)).await;
         let c = CollectionRow {
+            id: 0,
+            version: 0,
             name: "old".into(),
             schema: None,
             unique: vec![],
             created_at: 0,
             updated_at: 0,
         };
-        cached.create_collection(&c).await.unwrap();
+        let c = cached.create_collection(&c).await.unwrap();
         assert!(cached.get_collection("old").await.unwrap().is_some());
         let change = CollectionChange {
             rename: Some(("new".into(), 10)),
             updated_at: 1,
             ..Default::default()
         };
-        cached.update_collection("old", &change).await.unwrap();
+        let renamed = cached
+            .update_collection(c.id, c.version, &change)
+            .await
+            .unwrap();
         assert!(cached.get_collection("old").await.unwrap().is_none());
         assert_eq!(
             cached.get_collection("new").await.unwrap().unwrap().name,
             "new"
         );
-        cached.delete_collection("new", false).await.unwrap();
+        assert_eq!(renamed.version, c.version + 1);
+        cached.delete_collection(c.id, false, 2).await.unwrap();
         assert!(cached.get_collection("new").await.unwrap().is_none());
     }
 

@@ -2,10 +2,21 @@
 //! PostgreSQL (several instances) implement it.
 //!
 //! Every write that returns `Ok` is durable (committed with fsync) before the
-//! caller sends its 2xx. Record writes compare-and-swap on `version`, so a
-//! write that raced another one loses with [`StorageError::VersionMismatch`]
-//! (and the handler starts over) instead of overwriting it. Collection changes
-//! do not yet compare-and-swap (see docs/service.md).
+//! caller sends its 2xx. Writes compare-and-swap on a `version`, so a write
+//! that raced another one loses with [`StorageError::VersionMismatch`] (and
+//! the handler starts over, or answers 412) instead of overwriting it:
+//!
+//! - a record's own version, for record updates and deletes;
+//! - its collection's version, for every record write: a write that was
+//!   checked against a collection (its schema, its unique fields) commits
+//!   only if the collection is still that version, else it fails with
+//!   [`StorageError::CollectionChanged`] (or `CollectionGone`), and the
+//!   handler checks it again against what the collection is now;
+//! - a collection's version, for collection changes.
+//!
+//! Collections have a stable id: records, unique values, aliases, jobs and
+//! token grants refer to it, never to the name, so a rename moves nothing and
+//! a collection deleted and created again under the same name is a new one.
 
 pub mod cached;
 pub mod pg;
@@ -26,6 +37,10 @@ pub enum StorageError {
     NotFound,
     /// The row changed since it was read (compare-and-swap lost): 412.
     VersionMismatch,
+    /// The collection a record write was checked against has changed since.
+    CollectionChanged,
+    /// The collection a write names no longer exists.
+    CollectionGone,
     /// A collection, record id or unique value already exists: 409.
     Conflict(Conflict),
     /// Anything else: 500, the text goes to the log only.
@@ -48,6 +63,13 @@ pub enum Conflict {
     NotEmpty,
     /// The job has finished and cannot be cancelled.
     JobFinished,
+    /// The token's queued imports already hold this many bytes.
+    ImportQueueFull {
+        /// The bytes queued.
+        queued: i64,
+    },
+    /// The `Idempotency-Key` was stored by another request meanwhile.
+    IdempotencyKeyTaken,
 }
 
 impl fmt::Display for StorageError {
@@ -56,6 +78,8 @@ impl fmt::Display for StorageError {
             StorageError::Unavailable(e) => write!(f, "storage unavailable: {e}"),
             StorageError::NotFound => f.write_str("not found"),
             StorageError::VersionMismatch => f.write_str("version mismatch"),
+            StorageError::CollectionChanged => f.write_str("the collection changed"),
+            StorageError::CollectionGone => f.write_str("the collection is gone"),
             StorageError::Conflict(c) => write!(f, "conflict: {c:?}"),
             StorageError::Internal(e) => write!(f, "storage error: {e}"),
         }
@@ -73,8 +97,8 @@ pub struct TokenRow {
     pub id: String,
     pub secret_hash: Vec<u8>,
     pub scopes: Vec<String>,
-    /// `None`: every collection.
-    pub collections: Option<Vec<String>>,
+    /// The ids of the collections it may use; `None`: every collection.
+    pub collections: Option<Vec<i64>>,
     /// `(requests, per_seconds)`.
     pub rate_limit: Option<(u32, u32)>,
     /// Writes allowed per UTC day.
@@ -86,6 +110,10 @@ pub struct TokenRow {
 /// A collection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CollectionRow {
+    /// Stable identity: never reused, kept across renames.
+    pub id: i64,
+    /// Bumped by every change (compare-and-swap).
+    pub version: i64,
     pub name: String,
     pub schema: Option<Value>,
     pub unique: Vec<String>,
@@ -120,6 +148,23 @@ pub struct CollectionChange {
 pub struct Filter {
     pub field: String,
     pub value: String,
+}
+
+/// A page of records.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    pub rows: Vec<RecordRow>,
+    /// The page stopped early at its byte budget: more may follow the last row.
+    pub cut_short: bool,
+}
+
+/// What a record write keeps for its `Idempotency-Key`, in the same transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotentAnswer {
+    pub token_id: String,
+    pub key: String,
+    pub response: StoredResponse,
+    pub at: i64,
 }
 
 /// A response kept for an `Idempotency-Key`.
@@ -172,22 +217,76 @@ impl JobState {
     }
 }
 
-/// An export or import job.
+/// An export or import job (its state; the input and result are read apart).
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobRow {
     pub id: String,
     pub kind: String,
+    /// The collection's id; `None` once the collection was deleted.
+    pub collection_id: Option<i64>,
+    /// The collection's name when the job was created.
     pub collection: String,
     pub token_id: String,
     pub state: JobState,
+    /// Export: records written; import: input lines gone through.
     pub processed: i64,
     pub total: Option<i64>,
-    pub input: Option<Vec<u8>>,
-    pub result: Option<Value>,
+    /// Import: records created, and lines that failed.
+    pub imported: i64,
+    pub failed: i64,
+    /// Bytes of the input (an import's NDJSON), counted against the token's queue.
+    pub input_bytes: i64,
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// One failed line of an import.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LineFailure {
+    /// Its line number in the input (1-based, blank lines counted).
+    pub line: i64,
+    /// What is wrong: `[{"pointer", "detail"}]`.
+    pub errors: Value,
+}
+
+/// One step of an import, committed whole: its records, its failures and
+/// the job's progress, so a resumed import starts exactly where this left off.
+#[derive(Clone, Debug)]
+pub struct ImportStep {
+    pub job_id: String,
+    pub owner: String,
+    /// The collection the records were checked against.
+    pub collection: CollectionRow,
+    /// Records to create, by line.
+    pub records: Vec<(i64, RecordRow)>,
+    /// Lines that failed before storage (not JSON, invalid).
+    pub failures: Vec<LineFailure>,
+    /// The input lines gone through after this step.
+    pub processed: i64,
+    pub lease_until: i64,
+    pub now: i64,
+}
+
+/// One chunk of an export: records as comma-separated JSON objects.
+#[derive(Clone, Copy, Debug)]
+pub struct ExportChunk<'a> {
+    pub job_id: &'a str,
+    pub owner: &'a str,
+    /// Its place among the job's chunks, from 0.
+    pub seq: i64,
+    pub chunk: &'a [u8],
+    /// Records written so far, this chunk's included.
+    pub processed: i64,
+    pub lease_until: i64,
+    pub now: i64,
+}
+
+/// How an import step's record that could not be stored is described.
+pub type DescribeConflict = fn(&RecordRow, &Conflict) -> Value;
+
+/// Failures an import keeps line by line; past it only the count grows.
+pub const MAX_KEPT_FAILURES: i64 = 1000;
 
 /// Everything the service keeps.
 #[async_trait]
@@ -205,29 +304,41 @@ pub trait Storage: Send + Sync + 'static {
     async fn revoke_token(&self, id: &str, at: i64) -> StorageResult<()>;
 
     // -- collections --
-    async fn create_collection(&self, collection: &CollectionRow) -> StorageResult<()>;
+    /// Creates a collection (its `id` and `version` are assigned); the row as stored.
+    async fn create_collection(&self, collection: &CollectionRow) -> StorageResult<CollectionRow>;
     async fn get_collection(&self, name: &str) -> StorageResult<Option<CollectionRow>>;
+    async fn get_collection_by_id(&self, id: i64) -> StorageResult<Option<CollectionRow>>;
     async fn list_collections(&self) -> StorageResult<Vec<CollectionRow>>;
-    /// Applies `change`; a rename moves the records and leaves an alias.
+    /// Applies `change` if the collection is still `expected_version`
+    /// (`VersionMismatch` if not, `NotFound` if it is gone); a rename leaves
+    /// an alias. The row as stored.
     async fn update_collection(
         &self,
-        name: &str,
+        id: i64,
+        expected_version: i64,
         change: &CollectionChange,
     ) -> StorageResult<CollectionRow>;
-    /// Deletes a collection; `Conflict(NotEmpty)` if it has records and not `force`.
-    async fn delete_collection(&self, name: &str, force: bool) -> StorageResult<()>;
-    /// The current name of a renamed collection, while its alias lasts.
-    async fn resolve_alias(&self, old_name: &str, now: i64) -> StorageResult<Option<String>>;
+    /// Deletes a collection with its records and aliases; `Conflict(NotEmpty)`
+    /// if it has records and not `force`. Its finished jobs go with it; its
+    /// queued and running jobs fail, saying why.
+    async fn delete_collection(&self, id: i64, force: bool, now: i64) -> StorageResult<()>;
+    /// The collection an old name still points to, while its alias lasts.
+    async fn resolve_alias(&self, old_name: &str, now: i64)
+        -> StorageResult<Option<CollectionRow>>;
 
     // -- records --
-    /// Inserts a record (checking unique fields).
+    /// Inserts a record (checking unique fields) if `collection` is still
+    /// that version, with the idempotent answer in the same transaction
+    /// (`Conflict(IdempotencyKeyTaken)` if the key was stored meanwhile).
     async fn create_record(
         &self,
         collection: &CollectionRow,
         record: &RecordRow,
+        idempotent: Option<&IdempotentAnswer>,
     ) -> StorageResult<()>;
-    async fn get_record(&self, collection: &str, id: &str) -> StorageResult<Option<RecordRow>>;
-    /// Replaces a record whose version is still `expected_version`.
+    async fn get_record(&self, collection_id: i64, id: &str) -> StorageResult<Option<RecordRow>>;
+    /// Replaces a record whose version is still `expected_version`, if
+    /// `collection` is still that version.
     async fn update_record(
         &self,
         collection: &CollectionRow,
@@ -237,18 +348,21 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes a record whose version is still `expected_version`.
     async fn delete_record(
         &self,
-        collection: &str,
+        collection_id: i64,
         id: &str,
         expected_version: i64,
     ) -> StorageResult<()>;
-    /// Up to `limit` records with ids after `after`, in id order, matching every filter.
+    /// Up to `limit` records with ids after `after`, in id order, matching
+    /// every filter, stopping after the record that brings the page's data
+    /// to `max_bytes` (always at least one).
     async fn list_records(
         &self,
-        collection: &str,
+        collection_id: i64,
         after: Option<&str>,
         limit: u32,
         filters: &[Filter],
-    ) -> StorageResult<Vec<RecordRow>>;
+        max_bytes: usize,
+    ) -> StorageResult<Page>;
 
     // -- idempotency --
     async fn get_idempotent(
@@ -256,24 +370,34 @@ pub trait Storage: Send + Sync + 'static {
         token_id: &str,
         key: &str,
     ) -> StorageResult<Option<StoredResponse>>;
-    /// Keeps the first response for a key; a second writer's is ignored.
-    async fn put_idempotent(
-        &self,
-        token_id: &str,
-        key: &str,
-        response: &StoredResponse,
-        at: i64,
-    ) -> StorageResult<()>;
 
     // -- jobs --
-    async fn insert_job(&self, job: &JobRow) -> StorageResult<()>;
+    /// Queues a job with its input; `Conflict(ImportQueueFull)` if the
+    /// token's queued and running inputs would pass `max_queued_bytes`.
+    async fn insert_job(
+        &self,
+        job: &JobRow,
+        input: Option<&[u8]>,
+        max_queued_bytes: i64,
+    ) -> StorageResult<()>;
     async fn get_job(&self, id: &str) -> StorageResult<Option<JobRow>>;
-    /// Claims a queued job (or one whose lease expired) for `owner` until `lease_until`.
+    /// An import's input.
+    async fn job_input(&self, id: &str) -> StorageResult<Option<Vec<u8>>>;
+    /// A finished job's result: an import's document, or one chunk of an
+    /// export's records (`seq` from 0; `None` past the last).
+    async fn job_result(&self, id: &str, seq: i64) -> StorageResult<Option<Vec<u8>>>;
+    /// An import's kept line failures, in line order.
+    async fn job_failures(&self, id: &str) -> StorageResult<Vec<LineFailure>>;
+    /// Claims a queued job (or one whose lease expired) for `owner` until
+    /// `lease_until`: of the tokens with jobs waiting and fewer than
+    /// `per_token` running, the one with the fewest running goes first, then
+    /// the oldest job.
     async fn claim_job(
         &self,
         owner: &str,
         now: i64,
         lease_until: i64,
+        per_token: u32,
     ) -> StorageResult<Option<JobRow>>;
     /// Records progress and extends the lease; `NotFound` if the job was
     /// cancelled or claimed by someone else meanwhile.
@@ -282,20 +406,28 @@ pub trait Storage: Send + Sync + 'static {
         id: &str,
         owner: &str,
         processed: i64,
-        total: Option<i64>,
         lease_until: i64,
         now: i64,
     ) -> StorageResult<()>;
-    /// Finishes a job the owner holds.
+    /// Stores one chunk of an export's records with its progress (chunk 0
+    /// drops what an earlier run of the job wrote); `NotFound` if the job is
+    /// no longer this owner's.
+    async fn export_chunk(&self, chunk: &ExportChunk<'_>) -> StorageResult<()>;
+    /// Commits one import step whole (see [`ImportStep`]); `NotFound` if the
+    /// job is no longer this owner's, `CollectionChanged`/`CollectionGone`
+    /// if the collection moved on.
+    async fn import_step(&self, step: &ImportStep, describe: DescribeConflict)
+        -> StorageResult<()>;
+    /// Finishes a job the owner holds, with its result document.
     async fn finish_job(
         &self,
         id: &str,
         owner: &str,
         state: JobState,
-        result: Option<&Value>,
+        result: Option<&[u8]>,
         error: Option<&str>,
         now: i64,
     ) -> StorageResult<()>;
-    /// Cancels a job that has not finished; `Conflict` once finished.
+    /// Cancels a job that has not finished; `Conflict(JobFinished)` once finished.
     async fn cancel_job(&self, id: &str, now: i64) -> StorageResult<JobRow>;
 }

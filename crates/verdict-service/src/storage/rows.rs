@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value};
 
-use super::StorageError;
 use super::StorageResult;
+use super::{RecordRow, StorageError};
 
 pub(crate) fn json_text(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).expect("values serialize")
@@ -13,6 +13,35 @@ pub(crate) fn json_text(v: &impl serde::Serialize) -> String {
 
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> StorageResult<T> {
     serde_json::from_str(s).map_err(|e| StorageError::Internal(format!("corrupt JSON column: {e}")))
+}
+
+/// The columns of a job's state (never its input or result), for `concat!`.
+macro_rules! job_columns {
+    () => {
+        "id, kind, collection_id, collection, token_id, state, processed, total, imported, failed, input_bytes, error, created_at, updated_at"
+    };
+}
+
+pub(crate) use job_columns;
+
+/// What a record weighs against a page's byte budget: its data's JSON text,
+/// about what it adds to the page.
+pub(crate) fn record_size(r: &RecordRow) -> usize {
+    // Measured without serializing: keys and strings by length, the rest small.
+    fn size(v: &Value) -> usize {
+        match v {
+            Value::String(s) => s.len() + 2,
+            Value::Array(a) => 2 + a.iter().map(|x| size(x) + 1).sum::<usize>(),
+            Value::Object(o) => 2 + o.iter().map(|(k, x)| k.len() + 4 + size(x)).sum::<usize>(),
+            _ => 8,
+        }
+    }
+    r.id.len()
+        + 80
+        + r.data
+            .iter()
+            .map(|(k, v)| k.len() + 4 + size(v))
+            .sum::<usize>()
 }
 
 /// The canonical text of a unique field's value, or `None` when it is absent or null.
@@ -52,6 +81,8 @@ macro_rules! row_decoders {
             let schema: Option<String> = col(row, "schema")?;
             let uniq: String = col(row, "uniq")?;
             Ok(CollectionRow {
+                id: col(row, "id")?,
+                version: col(row, "version")?,
                 name: col(row, "name")?,
                 schema: schema.as_deref().map(parse_json).transpose()?,
                 unique: parse_json(&uniq)?,
@@ -73,18 +104,19 @@ macro_rules! row_decoders {
 
         pub(crate) fn job_from_row(row: &$row) -> StorageResult<JobRow> {
             let state: String = col(row, "state")?;
-            let result: Option<String> = col(row, "result")?;
             Ok(JobRow {
                 id: col(row, "id")?,
                 kind: col(row, "kind")?,
+                collection_id: col(row, "collection_id")?,
                 collection: col(row, "collection")?,
                 token_id: col(row, "token_id")?,
                 state: JobState::parse(&state)
                     .ok_or_else(|| StorageError::Internal(format!("bad job state {state}")))?,
                 processed: col(row, "processed")?,
                 total: col(row, "total")?,
-                input: col(row, "input")?,
-                result: result.as_deref().map(parse_json).transpose()?,
+                imported: col(row, "imported")?,
+                failed: col(row, "failed")?,
+                input_bytes: col(row, "input_bytes")?,
                 error: col(row, "error")?,
                 created_at: col(row, "created_at")?,
                 updated_at: col(row, "updated_at")?,

@@ -37,12 +37,15 @@ use rusqlite::{ffi, params, params_from_iter, Connection, ErrorCode, OpenFlags, 
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
-use super::rows::{self, json_text, parse_json, unique_value};
+use super::rows::{self, job_columns, json_text, parse_json, record_size, unique_value};
 use super::*;
 use crate::fault;
 
 /// The schema, one script per version; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../migrations/sqlite/0002_collection_identity.sql"),
+];
 
 /// The most writes one commit takes (bounds the time a batch holds the lock).
 const MAX_BATCH: usize = 256;
@@ -443,15 +446,15 @@ fn unique_pairs(unique: &[String], data: &Map<String, Value>) -> Vec<(String, St
 /// Inserts a record's unique values; a taken value is a 409 naming the field.
 fn insert_unique_values(
     conn: &Connection,
-    collection: &str,
+    collection_id: i64,
     record_id: &str,
     pairs: &[(String, String)],
 ) -> StorageResult<()> {
     for (field, value) in pairs {
         insert(
             conn,
-            "INSERT INTO unique_values (collection, field, value, record_id) VALUES (?1, ?2, ?3, ?4)",
-            params![collection, field, value, record_id],
+            "INSERT INTO unique_values (collection_id, field, value, record_id) VALUES (?1, ?2, ?3, ?4)",
+            params![collection_id, field, value, record_id],
             || Conflict::Unique {
                 field: field.clone(),
             },
@@ -460,8 +463,54 @@ fn insert_unique_values(
     Ok(())
 }
 
+/// The compare-and-swap on a collection that every record write makes, in
+/// its own transaction: the write stands only if the collection is still
+/// the version its checks (schema, unique fields) were made against.
+fn check_collection(conn: &Connection, id: i64, version: i64) -> StorageResult<()> {
+    let now = query_opt(
+        conn,
+        "SELECT version FROM collections WHERE id = ?1",
+        [id],
+        |r| col::<i64>(r, "version"),
+    )?;
+    match now {
+        None => Err(StorageError::CollectionGone),
+        Some(v) if v != version => Err(StorageError::CollectionChanged),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Inserts a record and its unique values.
+fn insert_record(
+    conn: &Connection,
+    collection_id: i64,
+    r: &RecordRow,
+    unique: &[String],
+) -> StorageResult<()> {
+    insert(
+        conn,
+        "INSERT INTO records (collection_id, id, data, version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![collection_id, r.id, json_text(&r.data), r.version, r.created_at, r.updated_at],
+        || Conflict::RecordExists,
+    )?;
+    insert_unique_values(conn, collection_id, &r.id, &unique_pairs(unique, &r.data))
+}
+
+/// Whether a job is still `owner`'s to write.
+fn owns_job(conn: &Connection, id: &str, owner: &str) -> StorageResult<()> {
+    let held = query_opt(
+        conn,
+        "SELECT 1 FROM jobs WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+        [id, owner],
+        |_| Ok(()),
+    )?;
+    held.ok_or(StorageError::NotFound)
+}
+
 const INSERT_TOKEN: &str = "INSERT INTO tokens (id, secret_hash, scopes, collections, rate_requests, rate_per_seconds, write_quota, created_at, revoked_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+const COLLECTION_BY_ID: &str = "SELECT * FROM collections WHERE id = ?1";
 
 #[async_trait]
 impl Storage for SqliteStorage {
@@ -520,7 +569,7 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn create_collection(&self, c: &CollectionRow) -> StorageResult<()> {
+    async fn create_collection(&self, c: &CollectionRow) -> StorageResult<CollectionRow> {
         let c = c.clone();
         self.write(move |conn| {
             // A live alias holds its old name: creating it would shadow the redirect.
@@ -538,18 +587,28 @@ impl Storage for SqliteStorage {
             if alias.is_some() {
                 return Err(StorageError::Conflict(Conflict::CollectionExists));
             }
-            insert(
-                conn,
-                "INSERT INTO collections (name, schema, uniq, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    c.name,
-                    c.schema.as_ref().map(json_text),
-                    json_text(&c.unique),
-                    c.created_at,
-                    c.updated_at,
-                ],
-                || Conflict::CollectionExists,
-            )
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT INTO collections (name, schema, uniq, version, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, 1, ?4, ?5) RETURNING *",
+                )
+                .map_err(db_err)?;
+            let schema = c.schema.as_ref().map(json_text);
+            let unique = json_text(&c.unique);
+            let mut rows = stmt
+                .query(params![c.name, schema, unique, c.created_at, c.updated_at])
+                .map_err(db_err)?;
+            // SQLite reports the name's clash when the statement first steps.
+            match rows.next() {
+                Ok(Some(row)) => collection_from_row(row),
+                Ok(None) => Err(StorageError::Internal(
+                    "INSERT ... RETURNING gave no row".into(),
+                )),
+                Err(e) if is_unique_violation(&e) => {
+                    Err(StorageError::Conflict(Conflict::CollectionExists))
+                }
+                Err(e) => Err(db_err(e)),
+            }
         })
         .await
     }
@@ -563,6 +622,10 @@ impl Storage for SqliteStorage {
                 collection_from_row,
             )
         })
+    }
+
+    async fn get_collection_by_id(&self, id: i64) -> StorageResult<Option<CollectionRow>> {
+        self.read(|conn| query_opt(conn, COLLECTION_BY_ID, [id], collection_from_row))
     }
 
     async fn list_collections(&self) -> StorageResult<Vec<CollectionRow>> {
@@ -579,156 +642,172 @@ impl Storage for SqliteStorage {
 
     async fn update_collection(
         &self,
-        name: &str,
+        id: i64,
+        expected_version: i64,
         change: &CollectionChange,
     ) -> StorageResult<CollectionRow> {
-        let name = name.to_owned();
         let change = change.clone();
         self.write(move |conn| {
-            let mut current = query_opt(
-                conn,
-                "SELECT * FROM collections WHERE name = ?1",
-                [&name],
-                collection_from_row,
-            )?
-            .ok_or(StorageError::NotFound)?;
+            let mut current = query_opt(conn, COLLECTION_BY_ID, [id], collection_from_row)?
+                .ok_or(StorageError::NotFound)?;
+            if current.version != expected_version {
+                return Err(StorageError::VersionMismatch);
+            }
             if let Some(schema) = &change.schema {
                 current.schema = schema.clone();
             }
             if let Some(unique) = &change.unique {
                 if unique != &current.unique {
                     // Rebuild the unique index from the records; a duplicate is a 409.
-                    execute(
-                        conn,
-                        "DELETE FROM unique_values WHERE collection = ?1",
-                        [&name],
-                    )?;
+                    execute(conn, "DELETE FROM unique_values WHERE collection_id = ?1", [id])?;
                     current.unique = unique.clone();
-                    let records = query_all(
-                        conn,
-                        "SELECT * FROM records WHERE collection = ?1",
-                        [&name],
-                        record_from_row,
-                    )?;
-                    for r in &records {
-                        let pairs = unique_pairs(&current.unique, &r.data);
-                        insert_unique_values(conn, &name, &r.id, &pairs)?;
+                    let mut stmt = conn
+                        .prepare_cached("SELECT * FROM records WHERE collection_id = ?1")
+                        .map_err(db_err)?;
+                    let mut rows = stmt.query([id]).map_err(db_err)?;
+                    while let Some(row) = rows.next().map_err(db_err)? {
+                        let r = record_from_row(row)?;
+                        insert_unique_values(conn, id, &r.id, &unique_pairs(&current.unique, &r.data))?;
                     }
                 }
             }
-            current.updated_at = change.updated_at;
-            execute(
-                conn,
-                "UPDATE collections SET schema = ?1, uniq = ?2, updated_at = ?3 WHERE name = ?4",
-                params![
-                    current.schema.as_ref().map(json_text),
-                    json_text(&current.unique),
-                    current.updated_at,
-                    name
-                ],
-            )?;
             if let Some((new_name, until)) = &change.rename {
                 let taken = query_opt(
                     conn,
                     "SELECT 1 FROM collections WHERE name = ?1
-                     UNION ALL SELECT 1 FROM aliases WHERE old_name = ?1 AND until > ?2",
-                    params![new_name, change.updated_at],
+                     UNION ALL SELECT 1 FROM aliases WHERE old_name = ?1 AND until > ?2 AND collection_id <> ?3",
+                    params![new_name, change.updated_at, id],
                     |_| Ok(()),
                 )?;
                 if taken.is_some() {
                     return Err(StorageError::Conflict(Conflict::CollectionExists));
                 }
-                for sql in [
-                    "UPDATE collections SET name = ?1 WHERE name = ?2",
-                    "UPDATE records SET collection = ?1 WHERE collection = ?2",
-                    "UPDATE unique_values SET collection = ?1 WHERE collection = ?2",
-                    "UPDATE jobs SET collection = ?1 WHERE collection = ?2",
-                    "UPDATE aliases SET new_name = ?1 WHERE new_name = ?2",
-                ] {
-                    execute(conn, sql, params![new_name, name])?;
-                }
+                // The old name points here for the alias period; the new one is no alias.
                 execute(
                     conn,
-                    "INSERT INTO aliases (old_name, new_name, until) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (old_name) DO UPDATE SET new_name = excluded.new_name, until = excluded.until",
-                    params![name, new_name, until],
+                    "INSERT INTO aliases (old_name, collection_id, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (old_name) DO UPDATE SET collection_id = excluded.collection_id, until = excluded.until",
+                    params![current.name, id, until],
                 )?;
                 execute(conn, "DELETE FROM aliases WHERE old_name = ?1", [new_name])?;
                 current.name = new_name.clone();
             }
+            current.updated_at = change.updated_at;
+            current.version += 1;
+            execute(
+                conn,
+                "UPDATE collections SET name = ?1, schema = ?2, uniq = ?3, updated_at = ?4, version = ?5 WHERE id = ?6",
+                params![
+                    current.name,
+                    current.schema.as_ref().map(json_text),
+                    json_text(&current.unique),
+                    current.updated_at,
+                    current.version,
+                    id
+                ],
+            )?;
             Ok(current)
         })
         .await
     }
 
-    async fn delete_collection(&self, name: &str, force: bool) -> StorageResult<()> {
-        let name = name.to_owned();
+    async fn delete_collection(&self, id: i64, force: bool, now: i64) -> StorageResult<()> {
         self.write(move |conn| {
-            let exists = query_opt(
-                conn,
-                "SELECT 1 FROM collections WHERE name = ?1",
-                [&name],
-                |_| Ok(()),
-            )?;
+            let exists = query_opt(conn, "SELECT 1 FROM collections WHERE id = ?1", [id], |_| Ok(()))?;
             if exists.is_none() {
                 return Err(StorageError::NotFound);
             }
             let any = query_opt(
                 conn,
-                "SELECT 1 FROM records WHERE collection = ?1 LIMIT 1",
-                [&name],
+                "SELECT 1 FROM records WHERE collection_id = ?1 LIMIT 1",
+                [id],
                 |_| Ok(()),
             )?;
             if any.is_some() && !force {
                 return Err(StorageError::Conflict(Conflict::NotEmpty));
             }
-            for sql in [
-                "DELETE FROM records WHERE collection = ?1",
-                "DELETE FROM unique_values WHERE collection = ?1",
-                "DELETE FROM aliases WHERE new_name = ?1",
-                "DELETE FROM collections WHERE name = ?1",
-            ] {
-                execute(conn, sql, [&name])?;
-            }
+            // Finished jobs described data that is gone; running ones stop and say why.
+            execute(
+                conn,
+                "DELETE FROM jobs WHERE collection_id = ?1 AND state IN ('succeeded', 'failed', 'cancelled')",
+                [id],
+            )?;
+            execute(
+                conn,
+                "UPDATE jobs SET state = 'failed', error = 'the collection was deleted while the job was waiting or running',
+                   updated_at = ?2, lease_owner = NULL, lease_until = NULL
+                 WHERE collection_id = ?1 AND state IN ('queued', 'running')",
+                params![id, now],
+            )?;
+            execute(
+                conn,
+                "DELETE FROM job_inputs WHERE job_id IN (SELECT id FROM jobs WHERE collection_id = ?1)",
+                [id],
+            )?;
+            // Records, their unique values and aliases go by the foreign keys' cascade.
+            execute(conn, "DELETE FROM collections WHERE id = ?1", [id])?;
             Ok(())
         })
         .await
     }
 
-    async fn resolve_alias(&self, old_name: &str, now: i64) -> StorageResult<Option<String>> {
+    async fn resolve_alias(
+        &self,
+        old_name: &str,
+        now: i64,
+    ) -> StorageResult<Option<CollectionRow>> {
         self.read(|conn| {
             query_opt(
                 conn,
-                "SELECT new_name FROM aliases WHERE old_name = ?1 AND until > ?2",
+                "SELECT c.* FROM aliases a JOIN collections c ON c.id = a.collection_id
+                 WHERE a.old_name = ?1 AND a.until > ?2",
                 params![old_name, now],
-                |r| col(r, "new_name"),
+                collection_from_row,
             )
         })
     }
 
-    async fn create_record(&self, c: &CollectionRow, r: &RecordRow) -> StorageResult<()> {
-        let collection = c.name.clone();
-        let pairs = unique_pairs(&c.unique, &r.data);
-        let (id, data) = (r.id.clone(), json_text(&r.data));
-        let (version, created_at, updated_at) = (r.version, r.created_at, r.updated_at);
+    async fn create_record(
+        &self,
+        c: &CollectionRow,
+        r: &RecordRow,
+        idempotent: Option<&IdempotentAnswer>,
+    ) -> StorageResult<()> {
+        let (collection_id, version, unique) = (c.id, c.version, c.unique.clone());
+        let r = r.clone();
+        let idempotent = idempotent.cloned();
         self.write(move |conn| {
-            insert(
-                conn,
-                "INSERT INTO records (collection, id, data, version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![collection, id, data, version, created_at, updated_at],
-                || Conflict::RecordExists,
-            )?;
-            insert_unique_values(conn, &collection, &id, &pairs)
+            check_collection(conn, collection_id, version)?;
+            if let Some(i) = &idempotent {
+                let stored = execute(
+                    conn,
+                    "INSERT INTO idempotency (token_id, key, fingerprint, status, headers, body, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (token_id, key) DO NOTHING",
+                    params![
+                        i.token_id,
+                        i.key,
+                        i.response.fingerprint,
+                        i.response.status as i64,
+                        json_text(&i.response.headers),
+                        i.response.body,
+                        i.at
+                    ],
+                )?;
+                if stored == 0 {
+                    return Err(StorageError::Conflict(Conflict::IdempotencyKeyTaken));
+                }
+            }
+            insert_record(conn, collection_id, &r, &unique)
         })
         .await
     }
 
-    async fn get_record(&self, collection: &str, id: &str) -> StorageResult<Option<RecordRow>> {
+    async fn get_record(&self, collection_id: i64, id: &str) -> StorageResult<Option<RecordRow>> {
         self.read(|conn| {
             query_opt(
                 conn,
-                "SELECT * FROM records WHERE collection = ?1 AND id = ?2",
-                [collection, id],
+                "SELECT * FROM records WHERE collection_id = ?1 AND id = ?2",
+                params![collection_id, id],
                 record_from_row,
             )
         })
@@ -740,50 +819,47 @@ impl Storage for SqliteStorage {
         r: &RecordRow,
         expected_version: i64,
     ) -> StorageResult<()> {
-        let collection = c.name.clone();
+        let (collection_id, collection_version) = (c.id, c.version);
         let pairs = unique_pairs(&c.unique, &r.data);
         let (id, data, version, updated_at) =
             (r.id.clone(), json_text(&r.data), r.version, r.updated_at);
         self.write(move |conn| {
+            check_collection(conn, collection_id, collection_version)?;
             let changed = execute(
                 conn,
-                "UPDATE records SET data = ?1, version = ?2, updated_at = ?3 WHERE collection = ?4 AND id = ?5 AND version = ?6",
-                params![data, version, updated_at, collection, id, expected_version],
+                "UPDATE records SET data = ?1, version = ?2, updated_at = ?3 WHERE collection_id = ?4 AND id = ?5 AND version = ?6",
+                params![data, version, updated_at, collection_id, id, expected_version],
             )?;
             if changed == 0 {
                 return Err(StorageError::VersionMismatch);
             }
             execute(
                 conn,
-                "DELETE FROM unique_values WHERE collection = ?1 AND record_id = ?2",
-                [&collection, &id],
+                "DELETE FROM unique_values WHERE collection_id = ?1 AND record_id = ?2",
+                params![collection_id, id],
             )?;
-            insert_unique_values(conn, &collection, &id, &pairs)
+            insert_unique_values(conn, collection_id, &id, &pairs)
         })
         .await
     }
 
     async fn delete_record(
         &self,
-        collection: &str,
+        collection_id: i64,
         id: &str,
         expected_version: i64,
     ) -> StorageResult<()> {
-        let (collection, id) = (collection.to_owned(), id.to_owned());
+        let id = id.to_owned();
         self.write(move |conn| {
+            // Its unique values go by the foreign key's cascade.
             let changed = execute(
                 conn,
-                "DELETE FROM records WHERE collection = ?1 AND id = ?2 AND version = ?3",
-                params![collection, id, expected_version],
+                "DELETE FROM records WHERE collection_id = ?1 AND id = ?2 AND version = ?3",
+                params![collection_id, id, expected_version],
             )?;
             if changed == 0 {
                 return Err(StorageError::VersionMismatch);
             }
-            execute(
-                conn,
-                "DELETE FROM unique_values WHERE collection = ?1 AND record_id = ?2",
-                [&collection, &id],
-            )?;
             Ok(())
         })
         .await
@@ -791,14 +867,15 @@ impl Storage for SqliteStorage {
 
     async fn list_records(
         &self,
-        collection: &str,
+        collection_id: i64,
         after: Option<&str>,
         limit: u32,
         filters: &[Filter],
-    ) -> StorageResult<Vec<RecordRow>> {
+        max_bytes: usize,
+    ) -> StorageResult<Page> {
         // Only placeholders are added to the text; field names and values are bound.
-        let mut sql = String::from("SELECT * FROM records WHERE collection = ?");
-        let mut args = vec![SqlValue::Text(collection.to_owned())];
+        let mut sql = String::from("SELECT * FROM records WHERE collection_id = ?");
+        let mut args = vec![SqlValue::Integer(collection_id)];
         if let Some(a) = after {
             sql.push_str(" AND id > ?");
             args.push(SqlValue::Text(a.to_owned()));
@@ -824,8 +901,23 @@ impl Storage for SqliteStorage {
         // run (a seventh of a page read's time, measured). It is a number
         // this function formats, so nothing from the client enters the SQL.
         sql.push_str(&format!(" ORDER BY id LIMIT {limit}"));
-        let run =
-            move |conn: &Connection| query_all(conn, &sql, params_from_iter(args), record_from_row);
+        let run = move |conn: &Connection| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+            let mut rows = stmt.query(params_from_iter(args)).map_err(db_err)?;
+            let mut page = Page::default();
+            let mut bytes = 0;
+            while let Some(row) = rows.next().map_err(db_err)? {
+                if bytes >= max_bytes {
+                    // Rows are read one at a time: past the budget, none more.
+                    page.cut_short = true;
+                    break;
+                }
+                let record = record_from_row(row)?;
+                bytes += record_size(&record);
+                page.rows.push(record);
+            }
+            Ok(page)
+        };
         if filters.is_empty() {
             // Walks the primary key: at most `limit` rows are read.
             self.read(run)
@@ -859,63 +951,125 @@ impl Storage for SqliteStorage {
         })
     }
 
-    async fn put_idempotent(
+    async fn insert_job(
         &self,
-        token_id: &str,
-        key: &str,
-        r: &StoredResponse,
-        at: i64,
+        j: &JobRow,
+        input: Option<&[u8]>,
+        max_queued_bytes: i64,
     ) -> StorageResult<()> {
-        let (token_id, key, r) = (token_id.to_owned(), key.to_owned(), r.clone());
-        self.write(move |conn| {
-            execute(
-                conn,
-                "INSERT INTO idempotency (token_id, key, fingerprint, status, headers, body, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (token_id, key) DO NOTHING",
-                params![
-                    token_id,
-                    key,
-                    r.fingerprint,
-                    r.status as i64,
-                    json_text(&r.headers),
-                    r.body,
-                    at
-                ],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
-
-    async fn insert_job(&self, j: &JobRow) -> StorageResult<()> {
         let j = j.clone();
+        let input = input.map(<[u8]>::to_vec);
         self.write(move |conn| {
+            if j.input_bytes > 0 {
+                let queued = query_opt(
+                    conn,
+                    "SELECT COALESCE(SUM(input_bytes), 0) AS queued FROM jobs
+                     WHERE token_id = ?1 AND state IN ('queued', 'running')",
+                    [&j.token_id],
+                    |r| col::<i64>(r, "queued"),
+                )?
+                .unwrap_or(0);
+                if queued + j.input_bytes > max_queued_bytes {
+                    return Err(StorageError::Conflict(Conflict::ImportQueueFull { queued }));
+                }
+            }
             execute(
                 conn,
-                "INSERT INTO jobs (id, kind, collection, token_id, state, processed, total, input, result, error, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO jobs (id, kind, collection_id, collection, token_id, state, processed, total, input_bytes, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     j.id,
                     j.kind,
+                    j.collection_id,
                     j.collection,
                     j.token_id,
                     j.state.as_str(),
                     j.processed,
                     j.total,
-                    j.input,
-                    j.result.as_ref().map(json_text),
-                    j.error,
+                    j.input_bytes,
                     j.created_at,
                     j.updated_at
                 ],
-            )
-            .map(|_| ())
+            )?;
+            if let Some(data) = input {
+                execute(
+                    conn,
+                    "INSERT INTO job_inputs (job_id, data) VALUES (?1, ?2)",
+                    params![j.id, data],
+                )?;
+            }
+            Ok(())
         })
         .await
     }
 
     async fn get_job(&self, id: &str) -> StorageResult<Option<JobRow>> {
-        self.read(|conn| query_opt(conn, "SELECT * FROM jobs WHERE id = ?1", [id], job_from_row))
+        self.read(|conn| {
+            query_opt(
+                conn,
+                concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1"),
+                [id],
+                job_from_row,
+            )
+        })
+    }
+
+    async fn job_input(&self, id: &str) -> StorageResult<Option<Vec<u8>>> {
+        let id = id.to_owned();
+        self.scan(move |conn| {
+            query_opt(
+                conn,
+                "SELECT data FROM job_inputs WHERE job_id = ?1",
+                [&id],
+                |r| col(r, "data"),
+            )
+        })
+        .await
+    }
+
+    async fn job_result(&self, id: &str, seq: i64) -> StorageResult<Option<Vec<u8>>> {
+        let id = id.to_owned();
+        self.scan(move |conn| {
+            let kind = query_opt(conn, "SELECT kind FROM jobs WHERE id = ?1", [&id], |r| {
+                col::<String>(r, "kind")
+            })?;
+            match kind.as_deref() {
+                Some("export") => query_opt(
+                    conn,
+                    "SELECT data FROM job_results WHERE job_id = ?1 AND seq = ?2",
+                    params![id, seq],
+                    |r| col(r, "data"),
+                ),
+                Some(_) if seq == 0 => Ok(query_opt(
+                    conn,
+                    "SELECT result FROM jobs WHERE id = ?1",
+                    [&id],
+                    |r| col::<Option<Vec<u8>>>(r, "result"),
+                )?
+                .flatten()),
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn job_failures(&self, id: &str) -> StorageResult<Vec<LineFailure>> {
+        let id = id.to_owned();
+        self.scan(move |conn| {
+            query_all(
+                conn,
+                "SELECT line, errors FROM job_failures WHERE job_id = ?1 ORDER BY line",
+                [&id],
+                |r| {
+                    let errors: String = col(r, "errors")?;
+                    Ok(LineFailure {
+                        line: col(r, "line")?,
+                        errors: parse_json(&errors)?,
+                    })
+                },
+            )
+        })
+        .await
     }
 
     async fn claim_job(
@@ -923,18 +1077,28 @@ impl Storage for SqliteStorage {
         owner: &str,
         now: i64,
         lease_until: i64,
+        per_token: u32,
     ) -> StorageResult<Option<JobRow>> {
         let owner = owner.to_owned();
         self.write(move |conn| {
             // One statement, on the one writer: two claimers never get one job.
+            // Fair between tokens: the token with the fewest jobs running goes first.
             query_opt(
                 conn,
-                "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, updated_at = ?3
-                 WHERE id = (SELECT id FROM jobs
-                             WHERE state = 'queued' OR (state = 'running' AND lease_until < ?3)
-                             ORDER BY created_at LIMIT 1)
-                 RETURNING *",
-                params![owner, lease_until, now],
+                concat!(
+                    "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, updated_at = ?3
+                     WHERE id = (SELECT w.id FROM jobs w
+                                 WHERE (w.state = 'queued' OR (w.state = 'running' AND w.lease_until < ?3))
+                                   AND (SELECT COUNT(*) FROM jobs r WHERE r.token_id = w.token_id
+                                          AND r.state = 'running' AND r.lease_until >= ?3) < ?4
+                                 ORDER BY (SELECT COUNT(*) FROM jobs r WHERE r.token_id = w.token_id
+                                             AND r.state = 'running' AND r.lease_until >= ?3),
+                                          w.created_at
+                                 LIMIT 1)
+                     RETURNING ",
+                    job_columns!()
+                ),
+                params![owner, lease_until, now, per_token],
                 job_from_row,
             )
         })
@@ -946,7 +1110,6 @@ impl Storage for SqliteStorage {
         id: &str,
         owner: &str,
         processed: i64,
-        total: Option<i64>,
         lease_until: i64,
         now: i64,
     ) -> StorageResult<()> {
@@ -954,13 +1117,102 @@ impl Storage for SqliteStorage {
         self.write(move |conn| {
             let changed = execute(
                 conn,
-                "UPDATE jobs SET processed = ?1, total = COALESCE(?2, total), lease_until = ?3, updated_at = ?4
-                 WHERE id = ?5 AND lease_owner = ?6 AND state = 'running'",
-                params![processed, total, lease_until, now, id, owner],
+                "UPDATE jobs SET processed = ?1, lease_until = ?2, updated_at = ?3
+                 WHERE id = ?4 AND lease_owner = ?5 AND state = 'running'",
+                params![processed, lease_until, now, id, owner],
             )?;
             if changed == 0 {
                 return Err(StorageError::NotFound);
             }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn export_chunk(&self, c: &ExportChunk<'_>) -> StorageResult<()> {
+        let (id, owner, chunk) = (c.job_id.to_owned(), c.owner.to_owned(), c.chunk.to_vec());
+        let (seq, processed, lease_until, now) = (c.seq, c.processed, c.lease_until, c.now);
+        self.write(move |conn| {
+            owns_job(conn, &id, &owner)?;
+            if seq == 0 {
+                execute(conn, "DELETE FROM job_results WHERE job_id = ?1", [&id])?;
+            }
+            execute(
+                conn,
+                "INSERT INTO job_results (job_id, seq, data) VALUES (?1, ?2, ?3)",
+                params![id, seq, chunk],
+            )?;
+            execute(
+                conn,
+                "UPDATE jobs SET processed = ?1, lease_until = ?2, updated_at = ?3 WHERE id = ?4",
+                params![processed, lease_until, now, id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn import_step(
+        &self,
+        step: &ImportStep,
+        describe: DescribeConflict,
+    ) -> StorageResult<()> {
+        let step = step.clone();
+        self.write(move |conn| {
+            owns_job(conn, &step.job_id, &step.owner)?;
+            check_collection(conn, step.collection.id, step.collection.version)?;
+            let mut failures = step.failures.clone();
+            let mut imported = 0;
+            for (line, record) in &step.records {
+                execute(conn, "SAVEPOINT line", [])?;
+                match insert_record(conn, step.collection.id, record, &step.collection.unique) {
+                    Ok(()) => {
+                        imported += 1;
+                        execute(conn, "RELEASE line", [])?;
+                    }
+                    Err(StorageError::Conflict(c)) => {
+                        execute(conn, "ROLLBACK TO line", [])?;
+                        execute(conn, "RELEASE line", [])?;
+                        failures.push(LineFailure {
+                            line: *line,
+                            errors: describe(record, &c),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            failures.sort_by_key(|f| f.line);
+            let kept: i64 = query_opt(
+                conn,
+                "SELECT COUNT(*) AS n FROM job_failures WHERE job_id = ?1",
+                [&step.job_id],
+                |r| col(r, "n"),
+            )?
+            .unwrap_or(0);
+            for f in failures
+                .iter()
+                .take((MAX_KEPT_FAILURES - kept).max(0) as usize)
+            {
+                execute(
+                    conn,
+                    "INSERT INTO job_failures (job_id, line, errors) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (job_id, line) DO NOTHING",
+                    params![step.job_id, f.line, json_text(&f.errors)],
+                )?;
+            }
+            execute(
+                conn,
+                "UPDATE jobs SET processed = ?1, imported = imported + ?2, failed = failed + ?3,
+                   lease_until = ?4, updated_at = ?5 WHERE id = ?6",
+                params![
+                    step.processed,
+                    imported,
+                    failures.len() as i64,
+                    step.lease_until,
+                    step.now,
+                    step.job_id
+                ],
+            )?;
             Ok(())
         })
         .await
@@ -971,23 +1223,24 @@ impl Storage for SqliteStorage {
         id: &str,
         owner: &str,
         state: JobState,
-        result: Option<&Value>,
+        result: Option<&[u8]>,
         error: Option<&str>,
         now: i64,
     ) -> StorageResult<()> {
         let (id, owner) = (id.to_owned(), owner.to_owned());
-        let result = result.map(json_text);
+        let result = result.map(<[u8]>::to_vec);
         let error = error.map(str::to_owned);
         self.write(move |conn| {
             let changed = execute(
                 conn,
-                "UPDATE jobs SET state = ?1, result = ?2, error = ?3, updated_at = ?4, input = NULL, lease_until = NULL
+                "UPDATE jobs SET state = ?1, result = ?2, error = ?3, updated_at = ?4, lease_until = NULL
                  WHERE id = ?5 AND lease_owner = ?6 AND state = 'running'",
                 params![state.as_str(), result, error, now, id, owner],
             )?;
             if changed == 0 {
                 return Err(StorageError::NotFound);
             }
+            execute(conn, "DELETE FROM job_inputs WHERE job_id = ?1", [&id])?;
             Ok(())
         })
         .await
@@ -998,12 +1251,17 @@ impl Storage for SqliteStorage {
         self.write(move |conn| {
             let cancelled = query_opt(
                 conn,
-                "UPDATE jobs SET state = 'cancelled', updated_at = ?1, input = NULL
-                 WHERE id = ?2 AND state IN ('queued', 'running') RETURNING *",
+                concat!(
+                    "UPDATE jobs SET state = 'cancelled', updated_at = ?1
+                     WHERE id = ?2 AND state IN ('queued', 'running') RETURNING ",
+                    job_columns!()
+                ),
                 params![now, id],
                 job_from_row,
             )?;
             if let Some(job) = cancelled {
+                execute(conn, "DELETE FROM job_inputs WHERE job_id = ?1", [&id])?;
+                execute(conn, "DELETE FROM job_results WHERE job_id = ?1", [&id])?;
                 return Ok(job);
             }
             let exists = query_opt(conn, "SELECT 1 FROM jobs WHERE id = ?1", [&id], |_| Ok(()))?;
@@ -1032,6 +1290,8 @@ mod tests {
 
     fn collection() -> CollectionRow {
         CollectionRow {
+            id: 0,
+            version: 0,
             name: "things".into(),
             schema: None,
             unique: vec!["n".into()],
@@ -1046,13 +1306,13 @@ mod tests {
         let storage = SqliteStorage::open(&dir.path().join("db.sqlite"))
             .await
             .unwrap();
-        storage.create_collection(&collection()).await.unwrap();
+        let c = storage.create_collection(&collection()).await.unwrap();
         // 64 writers at once, every other one reusing a unique value.
         let writes = (0..64).map(|i| {
-            let storage = storage.clone();
+            let (storage, c) = (storage.clone(), c.clone());
             tokio::spawn(async move {
                 storage
-                    .create_record(&collection(), &record(&format!("r{i:02}"), i / 2))
+                    .create_record(&c, &record(&format!("r{i:02}"), i / 2), None)
                     .await
             })
         });
@@ -1070,9 +1330,10 @@ mod tests {
         }
         assert_eq!((ok, conflicts), (32, 32));
         let listed = storage
-            .list_records("things", None, 100, &[])
+            .list_records(c.id, None, 100, &[], usize::MAX)
             .await
-            .unwrap();
+            .unwrap()
+            .rows;
         assert_eq!(
             listed.len(),
             32,
@@ -1094,13 +1355,17 @@ mod tests {
             .unwrap();
         let panicked = storage
             .write(|conn| -> StorageResult<()> {
-                execute(conn, "INSERT INTO aliases VALUES ('a', 'b', 1)", [])?;
+                execute(
+                    conn,
+                    "INSERT INTO tokens (id, secret_hash, scopes, created_at) VALUES ('t', x'00', '[]', 1)",
+                    [],
+                )?;
                 panic!("boom")
             })
             .await;
         assert!(matches!(panicked, Err(StorageError::Internal(_))));
         storage.create_collection(&collection()).await.unwrap();
-        assert!(storage.resolve_alias("a", 0).await.unwrap().is_none());
+        assert!(storage.get_token("t").await.unwrap().is_none());
         assert!(storage.get_collection("things").await.unwrap().is_some());
     }
 
@@ -1120,5 +1385,76 @@ mod tests {
         }
         let storage = SqliteStorage::open(&path).await.unwrap();
         assert!(storage.get_collection("kept").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_version_1_database_moves_to_collection_ids_keeping_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                r#"PRAGMA user_version = 1;
+                 INSERT INTO collections (name, uniq, created_at, updated_at) VALUES ('books', '["isbn"]', 0, 5);
+                 INSERT INTO collections (name, uniq, created_at, updated_at) VALUES ('films', '[]', 1, 1);
+                 INSERT INTO records VALUES ('books', 'b1', '{"isbn":"1"}', 1, 0, 0);
+                 INSERT INTO records VALUES ('books', 'b2', '{"isbn":"2"}', 3, 0, 7);
+                 INSERT INTO unique_values VALUES ('books', 'isbn', '"1"', 'b1');
+                 INSERT INTO unique_values VALUES ('books', 'isbn', '"2"', 'b2');
+                 INSERT INTO aliases VALUES ('novels', 'books', 9999999999999);
+                 INSERT INTO tokens (id, secret_hash, scopes, collections, created_at)
+                   VALUES ('t1', x'00', '["read"]', '["films","gone"]', 0);
+                 INSERT INTO jobs (id, kind, collection, token_id, state, processed, total, result, created_at, updated_at)
+                   VALUES ('j1', 'export', 'books', 't1', 'succeeded', 2, NULL,
+                           '{"collection":"books","count":2,"records":[{"id":"b1"},{"id":"b2"}]}', 0, 0);
+                 INSERT INTO jobs (id, kind, collection, token_id, state, processed, total, input, created_at, updated_at)
+                   VALUES ('j2', 'import', 'films', 't1', 'running', 1, 2, x'7b7d0a7b7d', 0, 0);"#,
+            )
+            .unwrap();
+        }
+        let storage = SqliteStorage::open(&path).await.unwrap();
+        let books = storage.get_collection("books").await.unwrap().unwrap();
+        let films = storage.get_collection("films").await.unwrap().unwrap();
+        assert_ne!(books.id, films.id);
+        assert_eq!(books.unique, vec!["isbn".to_string()]);
+        let b2 = storage.get_record(books.id, "b2").await.unwrap().unwrap();
+        assert_eq!((b2.version, b2.updated_at), (3, 7));
+        // The unique index came along: a taken value is still taken.
+        let clash = RecordRow {
+            id: "b3".into(),
+            data: serde_json::json!({"isbn": "1"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            version: 1,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert!(matches!(
+            storage.create_record(&books, &clash, None).await,
+            Err(StorageError::Conflict(Conflict::Unique { .. }))
+        ));
+        assert_eq!(
+            storage
+                .resolve_alias("novels", 0)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            books.id
+        );
+        // Grants name ids now; the grant to a collection that does not exist is gone.
+        let t1 = storage.get_token("t1").await.unwrap().unwrap();
+        assert_eq!(t1.collections, Some(vec![films.id]));
+        // The export's records are served from its chunk, as they were.
+        let export = storage.get_job("j1").await.unwrap().unwrap();
+        assert_eq!(export.collection_id, Some(books.id));
+        let chunk = storage.job_result("j1", 0).await.unwrap().unwrap();
+        assert_eq!(chunk, br#"{"id":"b1"},{"id":"b2"}"#);
+        // The running import starts again from its first line, with its input.
+        let import = storage.get_job("j2").await.unwrap().unwrap();
+        assert_eq!((import.state, import.processed), (JobState::Queued, 0));
+        assert_eq!(storage.job_input("j2").await.unwrap().unwrap(), b"{}\n{}");
     }
 }

@@ -97,8 +97,11 @@ pub async fn start_on(dir: tempfile::TempDir, data: String, extra: &[&str]) -> S
         "--admin-token".into(),
         ADMIN.into(),
     ];
-    if !extra.contains(&"--rate-limit") {
-        argv.extend(["--rate-limit".to_string(), "off".to_string()]);
+    // Limits a suite sends past on purpose are off unless a test sets them.
+    for flag in ["--rate-limit", "--auth-failure-limit"] {
+        if !extra.contains(&flag) {
+            argv.extend([flag.to_string(), "off".to_string()]);
+        }
     }
     argv.extend(extra.iter().map(|s| s.to_string()));
     let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command;
@@ -106,9 +109,8 @@ pub async fn start_on(dir: tempfile::TempDir, data: String, extra: &[&str]) -> S
     let service = verdict_service::build(args, storage).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = service.router;
     let task = tokio::spawn(async move {
-        let _ = verdict_service::serve_on(listener, router).await;
+        let _ = verdict_service::serve_on(listener, service).await;
     });
     Server {
         addr,
@@ -367,8 +369,28 @@ impl Drop for Proxy {
 /// Starts the real `verdict` binary with `args` (after `serve`); waits until it
 /// listens and returns it with its base URL. It is killed when dropped.
 pub async fn spawn_binary(args: &[&str]) -> (tokio::process::Child, String) {
+    spawn_binary_limited(None, args).await
+}
+
+/// As [`spawn_binary`], with the process's open-file limit set to `files`
+/// (through the shell's `ulimit`, which then `exec`s the binary).
+pub async fn spawn_binary_limited(
+    files: Option<u32>,
+    args: &[&str],
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+    let binary = env!("CARGO_BIN_EXE_verdict");
+    let mut command = match files {
+        Some(n) => {
+            let mut c = tokio::process::Command::new("sh");
+            c.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(binary);
+            c
+        }
+        None => tokio::process::Command::new(binary),
+    };
+    let mut child = command
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
@@ -389,4 +411,17 @@ pub async fn spawn_binary(args: &[&str]) -> (tokio::process::Child, String) {
     .await
     .expect("the binary listens in time");
     (child, base)
+}
+
+/// A process's resident memory now and at its peak, in MiB (Linux's `/proc`).
+pub fn memory_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("a live process");
+    let field = |name: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }

@@ -20,7 +20,46 @@ pub const FLAGS: &[&str] = &[
     "4",
     "--job-rate-limit",
     "2/1h",
+    "--body-timeout",
+    "300ms",
 ];
+
+/// A POST whose body stops arriving after a few bytes, on a raw connection
+/// (no client library sends less than it promised): the server's answer.
+async fn stalled_body(s: &Server, token: &str) -> Reply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/collections/books/records HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"title\": "
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut raw))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap()[9..12].parse::<u16>().unwrap();
+    let mut headers = http::HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap();
+        headers.append(
+            http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value.trim()).unwrap(),
+        );
+    }
+    Reply {
+        status: http::StatusCode::from_u16(status).unwrap(),
+        headers,
+        bytes: bytes::Bytes::copy_from_slice(&raw[end + 4..]),
+    }
+}
 
 /// What a step expects under a preset.
 #[derive(Clone, Copy, Debug)]
@@ -89,6 +128,13 @@ pub async fn run(s: &Server) -> Vec<Step> {
         r.json()["token"].as_str().unwrap().to_string()
     };
     let reader = mk(json!({"scopes": ["read"]})).await;
+    // A grant is to a collection that exists (by its id).
+    let r = s
+        .admin("POST", "/v1/collections")
+        .json(json!({"name": "other"}))
+        .send()
+        .await;
+    assert!(ok(&r), "{}", r.text());
     let other = mk(json!({"scopes": ["read", "write"], "collections": ["other"]})).await;
     let quota = mk(json!({"scopes": ["read", "write"], "write_quota": 1})).await;
     let limited =
@@ -355,6 +401,11 @@ pub async fn run(s: &Server) -> Vec<Step> {
         "410 the retired /v0",
         During(Situation::RetiredVersion),
         s.admin("GET", "/v0/books").send().await,
+    );
+    step(
+        "408 a request body that stops arriving",
+        Status(408),
+        stalled_body(s, super::ADMIN).await,
     );
     step(
         "412 If-Match naming an old version",
