@@ -72,29 +72,36 @@ async fn main() {
         .unwrap_or_else(|| "127.0.0.1:9001".into())
         .parse()
         .expect("an address");
-    let app = match mode.as_str() {
-        "bare" => routes(),
-        "stacked" => Contract::new(Preset::standard())
-            .authenticate(Arc::new(Tokens))
-            .authorize(Arc::new(ScopeByMethod))
-            .rate_limit(
-                Arc::new(InMemoryStore::new()),
-                Some(Quota::new(u32::MAX, Duration::from_secs(1))),
-            )
-            .max_in_flight(4096)
-            .timeout(Duration::from_secs(30))
-            .apply(routes()),
-        other => panic!("mode must be bare or stacked, not {other}"),
-    };
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     println!("listening on http://{}", listener.local_addr().unwrap());
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
+    let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .unwrap();
+    };
+    match mode.as_str() {
+        "bare" => axum::serve(
+            listener,
+            routes().into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .unwrap(),
+        "stacked" => axum::serve(
+            listener,
+            Contract::new(Preset::standard())
+                .authenticate(Arc::new(Tokens))
+                .authorize(Arc::new(ScopeByMethod))
+                .rate_limit(
+                    Arc::new(InMemoryStore::new()),
+                    Some(Quota::new(u32::MAX, Duration::from_secs(1))),
+                )
+                .max_in_flight(4096)
+                .timeout(Duration::from_secs(30))
+                .apply(routes())
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .unwrap(),
+        other => panic!("mode must be bare or stacked, not {other}"),
+    }
 }
