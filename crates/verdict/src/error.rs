@@ -66,7 +66,7 @@ impl FieldError {
     }
 }
 
-/// A situation whose status differs between presets (CONTRACT.md "Presets").
+/// A situation whose status differs between presets (docs/contract.md, "Presets").
 ///
 /// An error built for one of these carries it, and the normalizing layer picks
 /// the status the configured [`Preset`](crate::Preset) gives it.

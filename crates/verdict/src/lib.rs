@@ -98,6 +98,11 @@ pub mod test;
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
+/// The adoption guide's example (`docs/adopting.md`), compiled and run.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/adopting.md")]
+pub struct AdoptingGuideDoctests;
+
 pub use error::{ApiError, FieldError, Situation};
 pub use extract::{Json, Path, Query, RawBody};
 pub use format::ErrorFormat;

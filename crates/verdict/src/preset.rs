@@ -36,7 +36,7 @@ use crate::error::Situation;
 use crate::format::ErrorFormat;
 use crate::status::CATALOG;
 
-/// A named set of choices (CONTRACT.md "Presets").
+/// A named set of choices (docs/contract.md, "Presets").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Preset {
     name: &'static str,

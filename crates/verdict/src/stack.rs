@@ -2,7 +2,7 @@
 //! so a service cannot get the order wrong.
 //!
 //! When several things are wrong with one request, the first failure in this
-//! order answers (CONTRACT.md "Ordering when several things are wrong"):
+//! order answers (docs/contract.md, "When several things are wrong"):
 //!
 //! (414/431 oversized URI or headers ->) 501 unknown method -> 410/426 retired version -> 404 unknown path -> 405
 //! method not allowed -> 503 overload or maintenance -> 401 credentials -> 429

@@ -1,5 +1,5 @@
 //! One request, one answer: with several faults at once, the first in
-//! CONTRACT.md's order wins. Each step sends its fault plus every later one.
+//! docs/contract.md's order wins. Each step sends its fault plus every later one.
 
 mod common;
 

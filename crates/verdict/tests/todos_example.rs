@@ -358,3 +358,98 @@ async fn the_document_declares_each_error_format_once_and_every_reference_resolv
         assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     }
 }
+
+#[tokio::test]
+async fn the_todos_example_answers_what_the_stack_refuses_before_any_handler() {
+    let preset = Preset::standard();
+    let doc = serde_json::to_value(app::openapi(&preset)).unwrap();
+    let settings = app::Settings {
+        body_timeout: Duration::from_millis(300),
+        ..app::Settings::default()
+    };
+    let addr = serve(preset, settings, app::Todos::default()).await;
+    let w = "Authorization: Bearer writer";
+
+    // 408: the body stalls after 10 of its 100 bytes.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /todos HTTP/1.1\r\nHost: todos\r\n{w}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"title\":"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut raw))
+        .await
+        .expect("a 408 well before the test's patience runs out")
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(documented(&doc, "POST", "/todos").contains(&"408".to_string()));
+
+    let long = format!("GET /todos?q={} HTTP/1.1\r\n{w}", "a".repeat(9000));
+    let r = send(addr, &long, "").await;
+    check(&doc, &r, 414, "GET", "/todos");
+
+    let big_header = format!(
+        "GET /todos HTTP/1.1\r\n{w}\r\nX-Padding: {}",
+        "b".repeat(40_000)
+    );
+    let r = send(addr, &big_header, "").await;
+    check(&doc, &r, 431, "GET", "/todos");
+
+    let r = send(addr, &format!("GET /v0/todos HTTP/1.1\r\n{w}"), "").await;
+    assert_eq!(r.status, 410, "{}", r.body);
+    assert_eq!(r.json()["status"], 410);
+}
+
+#[tokio::test]
+async fn a_failed_save_is_a_logged_500_and_a_stuck_one_a_504() {
+    let preset = Preset::standard();
+    let doc = serde_json::to_value(app::openapi(&preset)).unwrap();
+    let w = "Authorization: Bearer writer\r\nContent-Type: application/json";
+    let dir = std::env::temp_dir().join(format!("verdict-todos-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // Saving onto a directory fails: the io::Error becomes a 500 with an
+    // incident id, and its cause (a file path) stays out of the body.
+    let settings = app::Settings {
+        save_to: Some(dir.clone()),
+        ..app::Settings::default()
+    };
+    let addr = serve(preset.clone(), settings, app::Todos::default()).await;
+    let r = send(
+        addr,
+        &format!("POST /todos HTTP/1.1\r\n{w}"),
+        r#"{"title":"a"}"#,
+    )
+    .await;
+    check(&doc, &r, 500, "POST", "/todos");
+    assert!(r.json()["incident_id"].is_string(), "{}", r.body);
+    assert!(!r.body.contains(dir.to_str().unwrap()), "{}", r.body);
+
+    // Saving into a FIFO nobody reads never finishes: the deadline answers 504.
+    let fifo = dir.join("fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipping the 504 half: mkfifo is not available");
+        return;
+    }
+    let settings = app::Settings {
+        save_to: Some(fifo.clone()),
+        deadline: Duration::from_millis(200),
+        ..app::Settings::default()
+    };
+    let addr = serve(preset, settings, app::Todos::default()).await;
+    let r = send(
+        addr,
+        &format!("POST /todos HTTP/1.1\r\n{w}"),
+        r#"{"title":"a"}"#,
+    )
+    .await;
+    check(&doc, &r, 504, "POST", "/todos");
+    // Unblock the writer thread so the test process can exit cleanly.
+    let _ =
+        std::fs::File::open(&fifo).and_then(|mut f| std::io::copy(&mut f, &mut std::io::sink()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

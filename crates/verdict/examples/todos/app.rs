@@ -1,12 +1,16 @@
 //! A small todos API on verdict: the app a new adopter writes first.
 //!
-//! In-memory todos behind bearer tokens (`reader`, `writer`), a rate limit,
-//! a deadline, ETags and preconditions, a maintenance switch, typed bodies and
-//! path parameters, and an OpenAPI document (utoipa) that lists every error
-//! response the contract may send. `main.rs` serves it; the crate's
+//! Todos in memory (saved to a JSON file after each change, if asked) behind
+//! bearer tokens (`reader`, `writer`), a rate limit, a deadline, ETags and
+//! preconditions, a maintenance switch, a retired `/v0`, typed bodies and path
+//! parameters, and an OpenAPI document (utoipa) that lists every error
+//! response the contract may send. A failed save is a plain `io::Error`
+//! returned with `?`: the client gets a 500 with an incident id, the log gets
+//! the cause. `main.rs` serves it; the crate's
 //! `tests/todos_example.rs` drives it over a socket through every status.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +24,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use verdict::auth::{Authenticator, Principal, ScopeByMethod};
 use verdict::conditional::{EntityTag, Preconditions, Validators};
+use verdict::headers::Upgrade;
 use verdict::maintenance::MaintenanceSwitch;
 use verdict::openapi::ContractResponses;
 use verdict::rate_limit::{InMemoryStore, Quota};
@@ -68,6 +73,10 @@ pub struct Settings {
     pub deadline: Duration,
     /// The largest request body.
     pub max_body: u64,
+    /// How long a request body may stall before the request is answered 408.
+    pub body_timeout: Duration,
+    /// Where the todos are saved after every change (nowhere if `None`).
+    pub save_to: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -76,6 +85,8 @@ impl Default for Settings {
             requests_per_minute: 600,
             deadline: Duration::from_secs(10),
             max_body: 64 * 1024,
+            body_timeout: Duration::from_secs(10),
+            save_to: None,
         }
     }
 }
@@ -90,8 +101,26 @@ struct Store {
 #[derive(Clone, Default)]
 pub struct Todos {
     store: Arc<Mutex<Store>>,
-    /// Flip it to answer 503 with `Retry-After` everywhere but the health check.
+    save_to: Option<PathBuf>,
+    /// Flip it to answer 503 with `Retry-After` everywhere.
     pub maintenance: MaintenanceSwitch,
+}
+
+impl Todos {
+    /// Writes the todos to the file, if there is one. The `io::Error` of a
+    /// failed write goes up with `?`: a 500 whose cause only the log sees.
+    async fn save(&self) -> Result<(), ApiError> {
+        let Some(path) = &self.save_to else {
+            return Ok(());
+        };
+        let snapshot: Vec<Todo> = {
+            let store = self.store.lock().expect("not poisoned");
+            store.todos.values().cloned().collect()
+        };
+        let bytes = serde_json::to_vec(&snapshot)?;
+        tokio::fs::write(path, bytes).await?;
+        Ok(())
+    }
 }
 
 /// Bearer tokens: a real app would look up hashed tokens; two constants do here.
@@ -153,15 +182,19 @@ async fn create(
     Json(new): Json<NewTodo>,
 ) -> Result<(StatusCode, HeaderMap, Json<Todo>), ApiError> {
     check_title(&new.title)?;
-    let mut store = state.store.lock().expect("not poisoned");
-    store.next_id += 1;
-    let todo = Todo {
-        id: store.next_id,
-        title: new.title,
-        done: new.done,
-        version: 1,
+    let todo = {
+        let mut store = state.store.lock().expect("not poisoned");
+        store.next_id += 1;
+        let todo = Todo {
+            id: store.next_id,
+            title: new.title,
+            done: new.done,
+            version: 1,
+        };
+        store.todos.insert(todo.id, todo.clone());
+        todo
     };
-    store.todos.insert(todo.id, todo.clone());
+    state.save().await?;
     Ok(represent(StatusCode::CREATED, todo))
 }
 
@@ -189,18 +222,22 @@ async fn change(
     preconditions: Preconditions,
     Json(patch): Json<TodoPatch>,
 ) -> Result<(StatusCode, HeaderMap, Json<Todo>), ApiError> {
-    let mut store = state.store.lock().expect("not poisoned");
-    let todo = store.todos.get_mut(&id).ok_or_else(|| not_found(id))?;
-    preconditions.check_write(Some(&validators(todo)))?;
-    if let Some(title) = patch.title {
-        check_title(&title)?;
-        todo.title = title;
-    }
-    if let Some(done) = patch.done {
-        todo.done = done;
-    }
-    todo.version += 1;
-    Ok(represent(StatusCode::OK, todo.clone()))
+    let todo = {
+        let mut store = state.store.lock().expect("not poisoned");
+        let todo = store.todos.get_mut(&id).ok_or_else(|| not_found(id))?;
+        preconditions.check_write(Some(&validators(todo)))?;
+        if let Some(title) = patch.title {
+            check_title(&title)?;
+            todo.title = title;
+        }
+        if let Some(done) = patch.done {
+            todo.done = done;
+        }
+        todo.version += 1;
+        todo.clone()
+    };
+    state.save().await?;
+    Ok(represent(StatusCode::OK, todo))
 }
 
 /// Remove a todo.
@@ -211,8 +248,14 @@ async fn remove(
     state: axum::extract::State<Todos>,
     Path(id): Path<u32>,
 ) -> Result<StatusCode, ApiError> {
-    let mut store = state.store.lock().expect("not poisoned");
-    store.todos.remove(&id).ok_or_else(|| not_found(id))?;
+    state
+        .store
+        .lock()
+        .expect("not poisoned")
+        .todos
+        .remove(&id)
+        .ok_or_else(|| not_found(id))?;
+    state.save().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -254,7 +297,8 @@ pub fn openapi(preset: &Preset) -> utoipa::openapi::OpenApi {
 
 /// The app: routes, then the contract around them (added last: `apply`
 /// takes no routes after it).
-pub fn app(preset: Preset, settings: &Settings, todos: Todos) -> ContractService {
+pub fn app(preset: Preset, settings: &Settings, mut todos: Todos) -> ContractService {
+    todos.save_to = settings.save_to.clone();
     let doc = serde_json::to_value(openapi(&preset)).expect("a document serializes");
     let routes = Router::new()
         .route("/todos", get(list).post(create))
@@ -278,6 +322,11 @@ pub fn app(preset: Preset, settings: &Settings, todos: Todos) -> ContractService
         .rate_limit(Arc::new(InMemoryStore::new()), Some(per_minute))
         .timeout(settings.deadline)
         .max_body(settings.max_body)
+        .body_timeout(Some(settings.body_timeout))
+        .retire(
+            "/v0",
+            Upgrade::new("todos/1").expect("a valid Upgrade value"),
+        )
         .maintenance(todos.maintenance.clone())
         .apply(routes)
 }
