@@ -1,5 +1,5 @@
 //! Command line: `verdict serve` and its flags; every flag also reads an
-//! environment variable (`VERDICT_LISTEN`, ...), per CONTRACT.md.
+//! environment variable (`VERDICT_LISTEN`, ...), per docs/contract.md.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -133,7 +133,7 @@ pub struct ServeArgs {
         value_enum,
         default_value = "fail"
     )]
-    pub shared_unavailable: crate::shared::WhenUnavailable,
+    pub shared_unavailable: crate::cluster::WhenUnavailable,
 
     /// Prefix of the keys in Redis (several services may share one Redis).
     #[arg(long, env = "VERDICT_SHARED_PREFIX", default_value = "verdict")]

@@ -6,25 +6,18 @@
 //! ETags and conditional requests, batch, export and import jobs, on embedded
 //! SQLite. See the README for a tour.
 
-pub mod api;
-pub mod authz;
-pub mod batch;
-pub mod collections;
+pub mod access;
+pub mod cluster;
 pub mod config;
-pub mod csv;
-pub mod fail;
-pub mod fault;
-pub mod integer;
+pub mod http;
 pub mod jobs;
-pub mod metrics;
-pub mod openapi;
-pub mod ops;
-pub mod records;
-pub mod shared;
+pub mod model;
+pub mod observe;
+pub mod problems;
+pub mod router;
 pub mod state;
 pub mod storage;
-pub mod time;
-pub mod tokens;
+pub mod surface;
 pub mod validation;
 
 use std::path::Path;
@@ -66,15 +59,15 @@ pub struct Service {
 /// Builds the service on opened storage and starts its job worker.
 pub async fn build(config: ServeArgs, storage: Arc<dyn Storage>) -> Result<Service, StorageError> {
     // Installed before the first request so no count is lost.
-    metrics::handle();
+    observe::metrics::handle();
     let generated_admin_token =
-        tokens::bootstrap(storage.as_ref(), config.admin_token.as_deref()).await?;
+        access::authenticate::bootstrap(storage.as_ref(), config.admin_token.as_deref()).await?;
     let shared = match &config.shared {
         Some(url) => Arc::new(
-            shared::Shared::redis(url, &config.shared_prefix, config.shared_unavailable)
+            cluster::Shared::redis(url, &config.shared_prefix, config.shared_unavailable)
                 .map_err(StorageError::Unavailable)?,
         ),
-        None => Arc::new(shared::Shared::local()),
+        None => Arc::new(cluster::Shared::local()),
     };
     let state = AppState {
         shared,
@@ -86,9 +79,9 @@ pub async fn build(config: ServeArgs, storage: Arc<dyn Storage>) -> Result<Servi
         jobs: Default::default(),
         app: Arc::new(OnceLock::new()),
     };
-    let router = api::router(state.clone());
-    jobs::spawn_worker(state.clone());
-    shared::spawn_maintenance_follower(state.shared.clone(), state.maintenance.clone());
+    let router = router::router(state.clone());
+    jobs::worker::spawn_worker(state.clone());
+    cluster::spawn_maintenance_follower(state.shared.clone(), state.maintenance.clone());
     Ok(Service {
         state,
         router,

@@ -16,7 +16,7 @@ pub struct AppState {
     pub preset: Preset,
     pub maintenance: MaintenanceSwitch,
     /// Limits, quotas, locks and maintenance, shared across instances with `--shared`.
-    pub shared: Arc<crate::shared::Shared>,
+    pub shared: Arc<crate::cluster::Shared>,
     /// Compiled schemas, and the bound on validations off the async threads.
     pub schemas: Arc<crate::validation::Schemas>,
     pub jobs: Arc<tokio::sync::Notify>,

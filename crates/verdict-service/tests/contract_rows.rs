@@ -1,4 +1,4 @@
-//! Every row of CONTRACT.md's code table, driven over a real socket, with the
+//! Every row of docs/contract.md's code table, driven over a real socket, with the
 //! headers and body the contract says go with it.
 
 mod common;

@@ -1,4 +1,4 @@
-//! CONTRACT.md's order over a real socket: each request carries several
+//! docs/contract.md's order over a real socket: each request carries several
 //! faults, and the first in the contract's order answers.
 
 mod common;

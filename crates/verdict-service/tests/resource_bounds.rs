@@ -15,6 +15,11 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The slowest `/health` answer that still means "the server kept serving":
+/// the stalls these tests guard against lasted tens of seconds (or for ever),
+/// while a shared, busy machine can hold one probe back for a second or two.
+const STILL_SERVING: Duration = Duration::from_secs(3);
+
 struct Binary {
     child: tokio::process::Child,
     base: String,
@@ -193,7 +198,7 @@ async fn hostile_schema_validation_is_a_bounded_422_while_others_are_served() {
     );
     assert!(took < Duration::from_secs(60), "{took:?}");
     assert_eq!(failed, 0, "every probe answered 200");
-    assert!(worst < Duration::from_secs(1), "/health waited {worst:?}");
+    assert!(worst < STILL_SERVING, "/health waited {worst:?}");
     assert!(
         peak - before < 200.0,
         "peak {peak:.0} MiB, before {before:.0} MiB"
@@ -412,7 +417,7 @@ async fn answers_nobody_reads_are_dropped_and_batches_stay_bounded() {
         "peak {peak:.0} MiB, before {before:.0} MiB"
     );
     assert_eq!(failed, 0);
-    assert!(worst < Duration::from_secs(1), "{worst:?}");
+    assert!(worst < STILL_SERVING, "{worst:?}");
     // The server gave up on each: reading now ends early, far short of the answer.
     for mut conn in unread {
         let mut out = Vec::new();

@@ -1,11 +1,11 @@
 //! Every route x {no token, bad token, revoked token, wrong scope, another
-//! collection's grant}: exactly the 401 or 403 CONTRACT.md says, and never data.
+//! collection's grant}: exactly the 401 or 403 docs/contract.md says, and never data.
 //! And no 5xx body carries a file path, SQL or panic text.
 
 mod common;
 
 use serde_json::json;
-use verdict_service::api::{Access, OPERATIONS};
+use verdict_service::surface::{Access, OPERATIONS};
 
 /// A value planted in the data; no refused request may ever see it.
 const SECRET: &str = "TOPSECRET-7f3a";
@@ -83,14 +83,14 @@ async fn every_route_refuses_bad_credentials_with_exactly_401_or_403_and_never_d
                 call = call.token(t);
             }
             call = match op.body {
-                verdict_service::api::RequestBody::None => call,
-                verdict_service::api::RequestBody::Ndjson => call
+                verdict_service::surface::RequestBody::None => call,
+                verdict_service::surface::RequestBody::Ndjson => call
                     .header("content-type", "application/x-ndjson")
                     .body("{\"title\": \"x\"}\n"),
-                verdict_service::api::RequestBody::MergePatch(_) => {
+                verdict_service::surface::RequestBody::MergePatch(_) => {
                     call.merge_patch(json!({"title": "x"}))
                 }
-                verdict_service::api::RequestBody::Json(_) => call.json(json!({"title": "x"})),
+                verdict_service::surface::RequestBody::Json(_) => call.json(json!({"title": "x"})),
             };
             let r = call.send().await;
             let text = r.text();

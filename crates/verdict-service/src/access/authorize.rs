@@ -1,28 +1,19 @@
-//! Who may do what: scopes by route, collection grants, and the daily write
+//! Who may do what: the scope each operation needs (read from the surface's
+//! table, nothing derived from paths), collection grants, and the daily write
 //! quota ("update limit"): all 403s, decided before the body is read.
 
 use futures_util::future::BoxFuture;
 use http::request::Parts;
-use http::Method;
 use verdict::auth::{Authorizer, Principal};
 use verdict::ApiError;
 
-use crate::tokens::Grants;
+use crate::model::tokens::Grants;
+use crate::problems;
+use crate::surface::{self, Access};
 
-/// The scope a route needs.
-pub fn scope_for(method: &Method, path: &str) -> &'static str {
-    if path.starts_with("/v1/tokens") || path.starts_with("/v1/admin") {
-        return "admin";
-    }
-    match *method {
-        Method::GET | Method::HEAD | Method::OPTIONS => "read",
-        _ if path == "/v1/batch" => "read",
-        _ => "write",
-    }
-}
-
-/// The collection a path names (`/v1/collections/{c}/...`).
-pub fn collection_of(path: &str) -> Option<&str> {
+/// The collection a request names, if its operation's path has `{c}`.
+fn collection_of<'a>(operation_path: &str, path: &'a str) -> Option<&'a str> {
+    operation_path.strip_prefix("/v1/collections/{c}")?;
     let rest = path.strip_prefix("/v1/collections/")?;
     let name = rest.split('/').next()?;
     (!name.is_empty()).then_some(name)
@@ -30,7 +21,7 @@ pub fn collection_of(path: &str) -> Option<&str> {
 
 /// The service's authorizer.
 pub struct ServiceAuthorizer {
-    pub shared: std::sync::Arc<crate::shared::Shared>,
+    pub shared: std::sync::Arc<crate::cluster::Shared>,
     pub storage: std::sync::Arc<dyn crate::storage::Storage>,
     pub realm: String,
 }
@@ -38,7 +29,7 @@ pub struct ServiceAuthorizer {
 impl ServiceAuthorizer {
     /// The id of the collection a path names (by its name or a live alias).
     async fn collection_id(&self, name: &str) -> Result<Option<i64>, ApiError> {
-        use crate::fail::FromStorage;
+        use crate::http::fail::FromStorage;
         if let Some(c) = self
             .storage
             .get_collection(name)
@@ -49,7 +40,7 @@ impl ServiceAuthorizer {
         }
         let aliased = self
             .storage
-            .resolve_alias(name, crate::time::now_ms())
+            .resolve_alias(name, crate::model::time::now_ms())
             .await
             .map_err(ApiError::from_storage)?;
         Ok(aliased.map(|c| c.id))
@@ -57,15 +48,15 @@ impl ServiceAuthorizer {
 
     async fn check(&self, principal: &Principal, request: &Parts) -> Result<(), ApiError> {
         let path = request.uri.path();
-        // The scope is the operation's (by its routed path), else the method's.
         let routed = request
             .extensions
             .get::<axum::extract::MatchedPath>()
-            .and_then(|m| crate::api::operation(&request.method, m.as_str()));
-        let needed = match routed.map(|o| o.access) {
-            Some(crate::api::Access::Scope(s)) => s,
-            Some(crate::api::Access::Public) => return Ok(()),
-            None => scope_for(&request.method, path),
+            .map(|m| m.as_str())
+            .unwrap_or("");
+        let operation = surface::operation(&request.method, routed);
+        let needed = match surface::access(&request.method, routed) {
+            Access::Public => return Ok(()),
+            Access::Scope(s) => s,
         };
         let admin = principal.has_scope("admin");
         if !admin && !principal.has_scope(needed) {
@@ -73,13 +64,10 @@ impl ServiceAuthorizer {
         }
         let grants = principal.extension::<Grants>();
         if let (false, Some(grants)) = (admin, grants.filter(|g| g.collections.is_some())) {
-            if path == "/v1/collections" && request.method == Method::POST {
-                return Err(ApiError::forbidden(
-                    "This token is limited to some collections and cannot create new ones.",
-                )
-                .with_code("collection_not_granted"));
+            if operation.is_some_and(|o| o.id == "create_collection") {
+                return Err(problems::collection_not_granted(None));
             }
-            if let Some(c) = collection_of(path) {
+            if let Some(c) = collection_of(routed, path) {
                 // By id: a grant follows a rename and does not pass to a new
                 // collection that took a deleted one's name. An unknown name
                 // is refused alike, so a token cannot probe what exists.
@@ -88,16 +76,12 @@ impl ServiceAuthorizer {
                     .await?
                     .is_some_and(|id| grants.allows(id));
                 if !granted {
-                    return Err(ApiError::forbidden(format!(
-                        "This token has no grant for the collection `{c}`."
-                    ))
-                    .with_code("collection_not_granted")
-                    .with_title("Collection not granted"));
+                    return Err(problems::collection_not_granted(Some(c)));
                 }
             }
         }
-        let is_write = !matches!(request.method, Method::GET | Method::HEAD | Method::OPTIONS)
-            && path != "/v1/batch";
+        // The quota counts the operations that need the write scope.
+        let is_write = needed == "write";
         if let (
             true,
             Some(Grants {
@@ -108,14 +92,10 @@ impl ServiceAuthorizer {
         {
             let spent = self
                 .shared
-                .spend_write(principal.subject(), *quota, crate::time::now_ms())
+                .spend_write(principal.subject(), *quota, crate::model::time::now_ms())
                 .await?;
             if !spent {
-                return Err(ApiError::forbidden(format!(
-                    "This token's daily write quota of {quota} is used up; it renews at 00:00 UTC."
-                ))
-                .with_code("write_quota_exceeded")
-                .with_title("Write quota exceeded"));
+                return Err(problems::write_quota_exceeded(*quota));
             }
         }
         Ok(())
@@ -137,14 +117,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scopes_and_collections_by_path() {
-        assert_eq!(scope_for(&Method::GET, "/v1/tokens"), "admin");
-        assert_eq!(scope_for(&Method::GET, "/v1/collections/a/records"), "read");
-        assert_eq!(scope_for(&Method::PATCH, "/v1/collections/a"), "write");
+    fn the_collection_is_read_only_where_the_operation_names_one() {
         assert_eq!(
-            collection_of("/v1/collections/books/records/1"),
+            collection_of(
+                "/v1/collections/{c}/records/{id}",
+                "/v1/collections/books/records/1"
+            ),
             Some("books")
         );
-        assert_eq!(collection_of("/v1/collections"), None);
+        assert_eq!(collection_of("/v1/collections", "/v1/collections"), None);
+        assert_eq!(collection_of("/v1/jobs/{id}", "/v1/jobs/x"), None);
     }
 }

@@ -18,7 +18,6 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
-use verdict::headers::RetryAfter;
 use verdict::rate_limit::{InMemoryStore, Quota, RateDecision, RateLimitStore};
 use verdict::ApiError;
 
@@ -140,18 +139,10 @@ impl Shared {
     /// The error or fallback when Redis failed: 503, or `None` to use local state.
     fn unavailable(&self, e: &redis::RedisError) -> Option<ApiError> {
         match self.when_unavailable {
-            WhenUnavailable::Fail => Some(
-                ApiError::service_unavailable(
-                    RetryAfter::from_secs(1),
-                    "The shared limits store is unreachable; retry after the delay given.",
-                )
-                .with_code("limits_unavailable")
-                .with_title("Limits unavailable")
-                .with_cause(e),
-            ),
+            WhenUnavailable::Fail => Some(crate::problems::limits_unavailable(e)),
             WhenUnavailable::Local => {
                 // One warning a minute is enough to say it.
-                let now = crate::time::now_ms() as u64;
+                let now = crate::model::time::now_ms() as u64;
                 let last = self.warned_at.load(Ordering::Relaxed);
                 if now.saturating_sub(last) > 60_000 {
                     self.warned_at.store(now, Ordering::Relaxed);
@@ -265,11 +256,7 @@ impl Shared {
                 }
             }
         }
-        Err(ApiError::conflict(
-            "A request with this Idempotency-Key is still being processed; retry shortly.",
-        )
-        .with_code("idempotency_key_in_use")
-        .with_title("Idempotency key in use"))
+        Err(crate::problems::idempotency_key_in_use())
     }
 
     /// Publishes maintenance mode to every instance (`None`: off).
@@ -287,14 +274,7 @@ impl Shared {
             }
             None => redis::cmd("DEL").arg(&key).query_async(&mut conn).await,
         };
-        res.map_err(|e| {
-            ApiError::service_unavailable(
-                RetryAfter::from_secs(1),
-                "The shared store is unreachable.",
-            )
-            .with_code("limits_unavailable")
-            .with_cause(e)
-        })
+        res.map_err(crate::problems::limits_unavailable)
     }
 
     /// Reads maintenance mode as the instances share it; `Err` if unknown now.

@@ -22,7 +22,9 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use verdict::{ApiError, FieldError, Json};
 
-use crate::fail::Reply;
+use crate::problems::Problem;
+
+use crate::http::fail::Reply;
 use crate::state::AppState;
 
 /// Most operations in one batch.
@@ -151,7 +153,7 @@ pub async fn run(
                 headers: BTreeMap::new(),
                 body: None,
                 error: Some(json!({
-                    "code": "batch_response_full",
+                    "code": Problem::BatchResponseFull.code(),
                     "detail": format!(
                         "Not run: the batch's answer reached its limit of {MAX_BATCH_RESPONSE} bytes \
                          before this operation; send it again in another batch."
@@ -225,7 +227,7 @@ pub async fn run(
                     headers: kept,
                     body: None,
                     error: Some(json!({
-                        "code": "batch_response_too_large",
+                        "code": Problem::BatchResponseTooLarge.code(),
                         "detail": format!(
                             "This operation ran, but its answer would pass the {MAX_BATCH_RESPONSE} bytes \
                              a batch's answer may take ({budget} were left); send it on its own."

@@ -7,130 +7,21 @@
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use axum::response::IntoResponse;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use verdict::auth::Authenticated;
-use verdict::conditional::{EntityTag, Preconditions, Validators};
-use verdict::headers::Location;
+use verdict::conditional::Preconditions;
 use verdict::{ApiError, FieldError, Json};
 
-use crate::fail::{Fail, Reply};
+use crate::http::fail::Reply;
+use crate::http::representation::{collection_json, tagged, validators_of};
+use crate::http::resolve::{not_found, reload, resolve};
+use crate::model::collections::{valid_name, NAME_RULE};
+use crate::model::time::now_ms;
+use crate::model::tokens::Grants;
 use crate::state::AppState;
 use crate::storage::{CollectionChange, CollectionRow, StorageError};
-use crate::time::{now_ms, rfc3339, system_time};
-use crate::tokens::Grants;
-
-/// What a collection name may be.
-pub const NAME_RULE: &str =
-    "must be 1 to 64 characters: lower-case letters, digits, `_` or `-`, starting with a letter";
-
-/// Whether `name` is a valid collection name.
-pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-}
-
-/// The JSON of a collection.
-pub fn collection_json(c: &CollectionRow) -> Value {
-    json!({
-        "name": c.name,
-        "schema": c.schema,
-        "unique": c.unique,
-        "created_at": rfc3339(c.created_at),
-        "updated_at": rfc3339(c.updated_at),
-        "records": format!("/v1/collections/{}/records", c.name),
-    })
-}
-
-/// A JSON response with strong `ETag` and `Last-Modified`.
-pub fn tagged(status: StatusCode, body: &impl Serialize, updated_at: i64) -> Response {
-    let bytes = serde_json::to_vec(body).expect("values serialize");
-    let validators = validators_of_bytes(&bytes, updated_at);
-    let mut res = (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        bytes,
-    )
-        .into_response();
-    validators.apply(res.headers_mut());
-    res
-}
-
-/// The validators of a representation, as [`tagged`] sends them.
-pub fn validators_of(body: &impl Serialize, updated_at: i64) -> Validators {
-    validators_of_bytes(
-        &serde_json::to_vec(body).expect("values serialize"),
-        updated_at,
-    )
-}
-
-fn validators_of_bytes(bytes: &[u8], updated_at: i64) -> Validators {
-    Validators::new(
-        Some(EntityTag::from_content(bytes)),
-        Some(system_time(updated_at)),
-    )
-}
-
-fn not_found(name: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "The collection identified by {name} could not be found."
-    ))
-    .with_code("collection_not_found")
-    .with_title("Collection not found")
-}
-
-/// Finds a collection by the name in the path, following a live alias:
-/// a 302 to the same URI under the new name, or (presets without 302) the
-/// collection itself.
-pub async fn resolve(st: &AppState, name: &str, uri: &Uri) -> Result<CollectionRow, Fail> {
-    if let Some(c) = st.storage.get_collection(name).await? {
-        return Ok(c);
-    }
-    let Some(c) = st.storage.resolve_alias(name, now_ms()).await? else {
-        return Err(not_found(name).into());
-    };
-    if st.preset.allows(StatusCode::FOUND) {
-        let path = uri.path();
-        let prefix = format!("/v1/collections/{name}");
-        let rest = path.strip_prefix(&prefix).unwrap_or("");
-        let mut target = format!("/v1/collections/{}{rest}", c.name);
-        if let Some(q) = uri.query() {
-            target.push('?');
-            target.push_str(q);
-        }
-        let location =
-            Location::new(&target).ok_or_else(|| ApiError::internal("bad alias target"))?;
-        let res = (
-            StatusCode::FOUND,
-            [(header::LOCATION, location.header_value())],
-            axum::Json(json!({"moved_to": c.name, "location": target})),
-        )
-            .into_response();
-        return Err(Fail(res));
-    }
-    Ok(c)
-}
-
-/// The collection as it is now (read from storage, never from a cache): for a
-/// write that lost its compare-and-swap to a change of the collection.
-pub async fn reload(st: &AppState, c: &CollectionRow) -> Result<CollectionRow, Fail> {
-    st.storage
-        .get_collection_by_id(c.id)
-        .await?
-        .ok_or_else(|| not_found(&c.name).into())
-}
-
-/// 404 for a collection that was deleted while a request used it.
-pub fn gone(c: &CollectionRow) -> Fail {
-    not_found(&c.name).into()
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,7 +51,7 @@ fn check_definition(
     if let Some(u) = unique {
         for (i, f) in u.iter().enumerate() {
             let chars = f.chars().count();
-            if chars == 0 || chars > 128 || crate::records::RESERVED.contains(&f.as_str()) {
+            if chars == 0 || chars > 128 || crate::model::records::RESERVED.contains(&f.as_str()) {
                 errors.push(FieldError::new(
                     format!("/unique/{i}"),
                     "must name a field of the records (not id, created_at or updated_at)",
@@ -246,7 +137,7 @@ pub async fn change(
     let patch: CollectionPatch = verdict::extract::from_value(body)?;
     let schema = patch.schema.as_ref().and_then(|s| s.as_ref());
     check_definition(patch.name.as_deref(), schema, patch.unique.as_deref())?;
-    for _ in 0..crate::records::WRITE_ATTEMPTS {
+    for _ in 0..crate::model::records::WRITE_ATTEMPTS {
         // Strictly later, so Last-Modified moves even within one millisecond.
         let now = now_ms().max(c.updated_at + 1);
         let alias_until = now + st.config.alias_period.as_millis() as i64;

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use verdict::ApiError;
 
+use crate::model::time::rfc3339;
 use crate::storage::RecordRow;
-use crate::time::rfc3339;
 
 /// The characters that make a spreadsheet read a cell as a formula.
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];

@@ -3,9 +3,9 @@
 //! contract's codes here, in one place.
 
 use axum::response::{IntoResponse, Response};
-use verdict::headers::RetryAfter;
 use verdict::ApiError;
 
+use crate::problems;
 use crate::storage::{Conflict, StorageError};
 
 /// A handler's early exit.
@@ -42,29 +42,15 @@ pub trait FromStorage {
 impl FromStorage for ApiError {
     fn from_storage(e: StorageError) -> ApiError {
         match e {
-            StorageError::Unavailable(cause) => ApiError::service_unavailable(
-                RetryAfter::from_secs(1),
-                "The storage is unreachable; retry after the delay given.",
-            )
-            .with_code("storage_unavailable")
-            .with_title("Storage unavailable")
-            .with_cause(cause),
+            StorageError::Unavailable(cause) => problems::storage_unavailable(cause),
             StorageError::NotFound => ApiError::not_found("The resource could not be found."),
             StorageError::VersionMismatch => ApiError::precondition_failed(None).with_detail(
                 "The resource changed while this request was processed; fetch it again.",
             ),
             // Handlers retry these against the collection as it now is; one
             // that still escapes lost too many races, or found it deleted.
-            StorageError::CollectionChanged => ApiError::conflict(
-                "The collection changed while this request was processed; send it again.",
-            )
-            .with_code("collection_changed")
-            .with_title("Collection changed"),
-            StorageError::CollectionGone => {
-                ApiError::not_found("The collection was deleted while this request was processed.")
-                    .with_code("collection_not_found")
-                    .with_title("Collection not found")
-            }
+            StorageError::CollectionChanged => problems::collection_changed(),
+            StorageError::CollectionGone => problems::collection_not_found(None),
             StorageError::Conflict(c) => conflict(c),
             StorageError::Internal(cause) => ApiError::internal(cause),
         }
@@ -73,42 +59,12 @@ impl FromStorage for ApiError {
 
 fn conflict(c: Conflict) -> ApiError {
     match c {
-        Conflict::CollectionExists => {
-            ApiError::conflict("A collection with this name already exists.")
-                .with_code("collection_exists")
-                .with_title("Collection exists")
-        }
-        Conflict::RecordExists => ApiError::conflict("A record with this id already exists.")
-            .with_code("record_exists")
-            .with_title("Record exists"),
-        Conflict::Unique { field } => ApiError::conflict(format!(
-            "Another record already has this value in the unique field `{field}`."
-        ))
-        .with_code("unique_violation")
-        .with_title("Unique value taken"),
-        Conflict::NotEmpty => ApiError::conflict(
-            "The collection still has records; delete them first or pass ?force=true.",
-        )
-        .with_code("collection_not_empty")
-        .with_title("Collection not empty"),
-        Conflict::JobFinished => {
-            ApiError::conflict("The job has already finished; it cannot be cancelled.")
-                .with_code("job_finished")
-                .with_title("Job finished")
-        }
-        Conflict::ImportQueueFull { queued } => ApiError::resource_rate_limited(
-            RetryAfter::from_secs(30),
-            format!(
-                "This token's imports already queued or running hold {queued} bytes, its limit; \
-                 start this one once some have finished."
-            ),
-        )
-        .with_code("import_queue_full")
-        .with_title("Import queue full"),
-        Conflict::IdempotencyKeyTaken => ApiError::conflict(
-            "Another request with this Idempotency-Key is being processed; retry it shortly.",
-        )
-        .with_code("idempotency_key_in_use")
-        .with_title("Idempotency key in use"),
+        Conflict::CollectionExists => problems::collection_exists(),
+        Conflict::RecordExists => problems::record_exists(),
+        Conflict::Unique { field } => problems::unique_violation(&field),
+        Conflict::NotEmpty => problems::collection_not_empty(),
+        Conflict::JobFinished => problems::job_finished(),
+        Conflict::ImportQueueFull { queued } => problems::import_queue_full(queued),
+        Conflict::IdempotencyKeyTaken => problems::idempotency_key_in_use(),
     }
 }

@@ -11,7 +11,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use base64::Engine;
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use verdict::auth::{Authenticated, Principal};
@@ -20,81 +19,24 @@ use verdict::extract::RawBody;
 use verdict::negotiate::Negotiated;
 use verdict::{ApiError, FieldError};
 
-use crate::collections::{gone, reload, resolve, tagged, validators_of};
-use crate::fail::{Fail, Reply};
+use crate::http::fail::{Fail, Reply};
+use crate::http::representation::{tagged, validators_of};
+use crate::http::resolve::{gone, reload, resolve};
+use crate::model::records::{
+    merge_patch, record_json, valid_id, RecordJson, ID_RULE, MAX_PAGE_BYTES, WRITE_ATTEMPTS,
+};
+use crate::model::time::now_ms;
 use crate::state::AppState;
 use crate::storage::{
     CollectionRow, Conflict, Filter, IdempotentAnswer, RecordRow, StorageError, StoredResponse,
 };
-use crate::time::{now_ms, rfc3339};
-
-/// Members of a representation the server sets.
-pub const RESERVED: [&str; 3] = ["id", "created_at", "updated_at"];
 
 /// Page sizes.
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
-/// A page stops after the record that brings it to this many bytes (so a
-/// page of large records is short, and has a next cursor).
-pub const MAX_PAGE_BYTES: usize = 4 << 20;
-
-/// What a client-chosen id may be.
-pub(crate) const ID_RULE: &str =
-    "must be 1 to 128 characters: letters, digits, `_`, `-` or `.`, and not `.` or `..`";
-
-/// Whether `id` may name a record (`.` and `..` would make a `Location`
-/// that clients resolve to another path).
-pub(crate) fn valid_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id != "."
-        && id != ".."
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-}
-
-/// The representation of a record: its data and the fields the server keeps
-/// (`id`, `created_at`, `updated_at`), keys in order.
-pub fn record_json(r: &RecordRow) -> RecordJson<'_> {
-    RecordJson(r)
-}
-
-/// A record's representation, serialized straight from the row: building a
-/// `Value` first copied every record's data once more (measured on pages).
-pub struct RecordJson<'a>(&'a RecordRow);
-
-impl Serialize for RecordJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let r = self.0;
-        let (created_at, updated_at) = (rfc3339(r.created_at), rfc3339(r.updated_at));
-        // Sorted, as the data's keys are: the two merge into one sorted object.
-        let server = [
-            ("created_at", created_at.as_str()),
-            ("id", r.id.as_str()),
-            ("updated_at", updated_at.as_str()),
-        ];
-        let mut server = server.into_iter().peekable();
-        let mut map = serializer.serialize_map(None)?;
-        for (key, value) in &r.data {
-            if matches!(key.as_str(), "created_at" | "id" | "updated_at") {
-                continue; // the server's own value wins
-            }
-            while let Some((k, v)) = server.next_if(|(k, _)| *k < key.as_str()) {
-                map.serialize_entry(k, v)?;
-            }
-            map.serialize_entry(key, value)?;
-        }
-        for (k, v) in server {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
 
 fn record_not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("The record identified by {id} could not be found."))
-        .with_code("record_not_found")
-        .with_title("Record not found")
+    crate::problems::record_not_found(id)
 }
 
 fn location(c: &str, id: &str) -> HeaderValue {
@@ -226,11 +168,7 @@ fn replayed(stored: StoredResponse, fingerprint: &str) -> Result<Response, ApiEr
     if stored.fingerprint != fingerprint {
         // 409, not the IETF draft's 422: the request itself is valid; it
         // conflicts with what the key already stands for.
-        return Err(ApiError::conflict(
-            "This Idempotency-Key was first used for a different request; use a new key.",
-        )
-        .with_code("idempotency_key_reused")
-        .with_title("Idempotency key reused"));
+        return Err(crate::problems::idempotency_key_reused());
     }
     let mut res = answer(stored);
     res.headers_mut()
@@ -311,12 +249,7 @@ async fn create_once(
 }
 
 fn changing_collection() -> Fail {
-    ApiError::conflict(
-        "The collection kept changing while this request was processed; send it again.",
-    )
-    .with_code("collection_changed")
-    .with_title("Collection changed")
-    .into()
+    crate::problems::collection_changed().into()
 }
 
 /// The record, or 404.
@@ -383,9 +316,6 @@ pub async fn patch(
     .await
 }
 
-/// How often a write is re-applied after losing a race to another writer.
-pub(crate) const WRITE_ATTEMPTS: usize = 64;
-
 /// A short random pause before re-applying a write, so contenders spread out.
 async fn backoff() {
     let micros = rand::random::<u64>() % 2000;
@@ -441,25 +371,6 @@ async fn lost_race(st: &AppState, c: &CollectionRow, id: &str) -> Fail {
         }
         Ok(None) => record_not_found(id).into(),
         Err(e) => e.into(),
-    }
-}
-
-/// RFC 7396 section 2.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(p) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let t = target.as_object_mut().expect("made an object");
-    for (k, v) in p {
-        if v.is_null() {
-            t.remove(k);
-        } else {
-            merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-        }
     }
 }
 
@@ -593,7 +504,7 @@ pub async fn list(
         )
     });
     let mut res = match negotiated.as_ref().map(|n| n.0.media_type()) {
-        Some("text/csv") => crate::csv::page(&rows)?,
+        Some("text/csv") => crate::http::csv::page(&rows)?,
         _ => {
             let items: Vec<RecordJson> = rows.iter().map(record_json).collect();
             axum::Json(json!({"items": items, "next_cursor": next, "limit": q.limit}))
@@ -616,10 +527,10 @@ fn encode(s: &str) -> String {
 pub async fn lookup(State(st): State<AppState>, Path(name): Path<String>, uri: Uri) -> Reply {
     let pairs = form_pairs(uri.query().unwrap_or(""));
     let [(field, value)] = pairs.as_slice() else {
-        return Err(ApiError::bad_request(
-            "A lookup takes exactly one `field=value` query parameter.",
+        return Err(ApiError::invalid_query(
+            "field",
+            "a lookup takes exactly one `field=value` query parameter",
         )
-        .with_code("invalid_query")
         .into());
     };
     if !field_name_ok(field) {
@@ -640,12 +551,7 @@ pub async fn lookup(State(st): State<AppState>, Path(name): Path<String>, uri: U
         .await?;
     let rows = page.rows;
     match rows.as_slice() {
-        [] => Err(
-            ApiError::not_found(format!("No record of {} has {field} = {value}.", c.name))
-                .with_code("no_match")
-                .with_title("No match")
-                .into(),
-        ),
+        [] => Err(crate::problems::no_match(&c.name, field, value).into()),
         [one] if !page.cut_short => {
             if st.preset.allows(StatusCode::SEE_OTHER) {
                 Ok((

@@ -1,8 +1,5 @@
-//! Jobs: exports and NDJSON imports run in the background.
-//!
-//! `POST .../exports` and `POST .../imports` answer 202 with the monitor's
-//! `Location`; `GET /v1/jobs/{id}` shows progress, then 303 to the result;
-//! `DELETE` cancels a job that has not finished (409 once it has).
+//! The job worker: exports and NDJSON imports run in the background (their
+//! HTTP side is the handlers' `jobs` module).
 //!
 //! Jobs live in storage, claimed under a lease that progress renews, so a job
 //! whose runner died is claimed again: an export restarts, an import resumes
@@ -21,321 +18,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde_json::{json, Map, Value};
-use verdict::auth::{Authenticated, Principal};
-use verdict::extract::RawBody;
 use verdict::ApiError;
 
-use crate::collections::resolve;
-use crate::fail::{Fail, Reply};
-use crate::records::{record_json, valid_id, ID_RULE, MAX_PAGE_BYTES};
+use crate::model::imports::{line_count, numbered_lines};
+use crate::model::records::{record_json, valid_id, ID_RULE, MAX_PAGE_BYTES};
+use crate::model::time::now_ms;
 use crate::state::AppState;
 use crate::storage::{
     CollectionRow, Conflict, ExportChunk, ImportStep, JobRow, JobState, LineFailure, RecordRow,
     StorageError,
 };
-use crate::time::{now_ms, rfc3339};
-use crate::tokens::Grants;
 
 /// How long a claim lasts without progress.
 const LEASE: Duration = Duration::from_secs(10);
 /// Lines (or records) a step takes between saved progress.
 const STEP: usize = 200;
-
-fn job_json(j: &JobRow) -> Value {
-    let mut out = json!({
-        "id": j.id,
-        "kind": j.kind,
-        "collection": j.collection,
-        "state": j.state.as_str(),
-        "processed": j.processed,
-        "total": j.total,
-        "error": j.error,
-        "created_at": rfc3339(j.created_at),
-        "updated_at": rfc3339(j.updated_at),
-        "monitor": format!("/v1/jobs/{}", j.id),
-        "result": j.state.eq(&JobState::Succeeded).then(|| format!("/v1/jobs/{}/result", j.id)),
-    });
-    if j.kind == "import" {
-        out["imported"] = json!(j.imported);
-        out["failed"] = json!(j.failed);
-    }
-    out
-}
-
-fn job_not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("The job identified by {id} could not be found."))
-        .with_code("job_not_found")
-        .with_title("Job not found")
-}
-
-async fn enqueue(
-    st: &AppState,
-    p: &Principal,
-    collection: &CollectionRow,
-    kind: &str,
-    input: Option<Bytes>,
-    total: Option<i64>,
-) -> Reply {
-    // The resource's own budget: 429 under every preset (seed-001's 429).
-    if let Some(quota) = st.config.job_rate_limit.0 {
-        let d = st
-            .shared
-            .rate(&format!("jobs:{}", p.subject()), quota)
-            .await?;
-        if !d.allowed {
-            let e = ApiError::resource_rate_limited(
-                verdict::headers::RetryAfter::from_duration(d.retry_after),
-                format!(
-                    "This token may start {} jobs per {} seconds; retry after the delay given.",
-                    quota.requests,
-                    quota.per.as_secs()
-                ),
-            );
-            return Err(d.annotate(e).into());
-        }
-    }
-    let now = now_ms();
-    let job = JobRow {
-        id: uuid::Uuid::now_v7().simple().to_string(),
-        kind: kind.to_string(),
-        collection_id: Some(collection.id),
-        collection: collection.name.clone(),
-        token_id: p.subject().to_string(),
-        state: JobState::Queued,
-        processed: 0,
-        total,
-        imported: 0,
-        failed: 0,
-        input_bytes: input.as_ref().map_or(0, |i| i.len() as i64),
-        error: None,
-        created_at: now,
-        updated_at: now,
-    };
-    st.storage
-        .insert_job(
-            &job,
-            input.as_deref(),
-            st.config.max_queued_import_bytes as i64,
-        )
-        .await?;
-    st.jobs.notify_one();
-    Ok((
-        StatusCode::ACCEPTED,
-        [(
-            header::LOCATION,
-            HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).expect("uuid"),
-        )],
-        axum::Json(job_json(&job)),
-    )
-        .into_response())
-}
-
-/// `POST /v1/collections/{c}/exports`.
-pub async fn export(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    Authenticated(p): Authenticated,
-    uri: Uri,
-) -> Reply {
-    let c = resolve(&st, &name, &uri).await?;
-    enqueue(&st, &p, &c, "export", None, None).await
-}
-
-/// How many lines the input has, as an editor counts them (a final newline
-/// ends the last line; it does not start another).
-fn line_count(input: &[u8]) -> i64 {
-    let pieces = input.split(|b| *b == b'\n').count() as i64;
-    if input.ends_with(b"\n") {
-        pieces - 1
-    } else {
-        pieces
-    }
-}
-
-/// The input's lines, numbered from 1 as a text editor numbers them (blank
-/// ones counted), without the blank ones.
-fn numbered_lines(input: &[u8]) -> impl Iterator<Item = (i64, &[u8])> {
-    input
-        .split(|b| *b == b'\n')
-        .enumerate()
-        .map(|(i, l)| (i as i64 + 1, l))
-        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
-}
-
-/// `POST /v1/collections/{c}/imports`: an NDJSON body, one record a line.
-pub async fn import(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    Authenticated(p): Authenticated,
-    uri: Uri,
-    RawBody(body): RawBody,
-) -> Reply {
-    let c = resolve(&st, &name, &uri).await?;
-    // Progress counts the input's lines, blank ones included.
-    let lines = line_count(&body);
-    enqueue(&st, &p, &c, "import", Some(body), Some(lines)).await
-}
-
-/// The job, if this principal may see it: its collection must be granted
-/// (a job whose collection was deleted is its creator's and admins' only).
-async fn visible_job(st: &AppState, p: &Principal, id: &str) -> Result<JobRow, Fail> {
-    let job = st
-        .storage
-        .get_job(id)
-        .await?
-        .ok_or_else(|| job_not_found(id))?;
-    if p.has_scope("admin") {
-        return Ok(job);
-    }
-    let grants = p.extension::<Grants>();
-    let granted = match job.collection_id {
-        Some(cid) => grants.is_none_or(|g| g.allows(cid)),
-        None => job.token_id == p.subject(),
-    };
-    if !granted {
-        return Err(ApiError::forbidden(format!(
-            "This token has no grant for the collection `{}`.",
-            job.collection
-        ))
-        .with_code("collection_not_granted")
-        .with_title("Collection not granted")
-        .into());
-    }
-    Ok(job)
-}
-
-/// `GET /v1/jobs/{id}`: 200 while it runs (or failed, or was cancelled); 303 to the result once done.
-pub async fn show(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    Authenticated(p): Authenticated,
-) -> Reply {
-    let job = visible_job(&st, &p, &id).await?;
-    if job.state == JobState::Succeeded && st.preset.allows(StatusCode::SEE_OTHER) {
-        return Ok((
-            StatusCode::SEE_OTHER,
-            [(
-                header::LOCATION,
-                HeaderValue::from_str(&format!("/v1/jobs/{id}/result")).expect("uuid"),
-            )],
-            axum::Json(job_json(&job)),
-        )
-            .into_response());
-    }
-    Ok(axum::Json(job_json(&job)).into_response())
-}
-
-/// `GET /v1/jobs/{id}/result`: an import's report, or an export's records,
-/// streamed chunk by chunk as they were stored.
-pub async fn result(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    Authenticated(p): Authenticated,
-) -> Reply {
-    let job = visible_job(&st, &p, &id).await?;
-    let document = match job.state {
-        JobState::Succeeded => st.storage.job_result(&id, 0).await?,
-        _ => None,
-    };
-    let not_ready = || -> Fail {
-        ApiError::not_found(format!(
-            "The job {id} has no result: it is {}.",
-            job.state.as_str()
-        ))
-        .with_code("job_result_not_ready")
-        .with_title("No result yet")
-        .into()
-    };
-    let body = match (job.kind.as_str(), document) {
-        ("export", Some(first)) => export_body(st, job, first),
-        (_, Some(doc)) => Body::from(doc),
-        (_, None) if job.kind == "export" && job.state == JobState::Succeeded => {
-            export_body(st, job, Vec::new())
-        }
-        _ => return Err(not_ready()),
-    };
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .map_err(ApiError::internal)?)
-}
-
-/// `{"collection", "count", "records": [...]}` with the records read chunk by chunk.
-fn export_body(st: AppState, job: JobRow, first: Vec<u8>) -> Body {
-    let head = format!(
-        "{{\"collection\":{},\"count\":{},\"records\":[",
-        Value::String(job.collection.clone()),
-        job.processed
-    );
-    struct Cursor {
-        st: AppState,
-        id: String,
-        next: i64,
-        first: Option<Vec<u8>>,
-        wrote_any: bool,
-        done: bool,
-    }
-    let cursor = Cursor {
-        st,
-        id: job.id,
-        next: 1,
-        first: Some(first),
-        wrote_any: false,
-        done: false,
-    };
-    let chunks = futures_util::stream::unfold(cursor, |mut c| async move {
-        if c.done {
-            return None;
-        }
-        let chunk = match c.first.take() {
-            Some(first) => Some(first),
-            None => {
-                let seq = c.next;
-                c.next += 1;
-                match c.st.storage.job_result(&c.id, seq).await {
-                    Ok(chunk) => chunk,
-                    Err(e) => return Some((Err(std::io::Error::other(e.to_string())), c)),
-                }
-            }
-        };
-        let Some(chunk) = chunk else {
-            c.done = true;
-            return Some((Ok(Bytes::from_static(b"]}")), c));
-        };
-        let mut out = Vec::with_capacity(chunk.len() + 1);
-        if !chunk.is_empty() {
-            if c.wrote_any {
-                out.push(b',');
-            }
-            c.wrote_any = true;
-            out.extend_from_slice(&chunk);
-        }
-        Some((Ok(Bytes::from(out)), c))
-    });
-    let head = futures_util::stream::once(async move { Ok(Bytes::from(head)) });
-    Body::from_stream(futures_util::StreamExt::chain(head, chunks))
-}
-
-/// `DELETE /v1/jobs/{id}`: cancel.
-pub async fn cancel(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    Authenticated(p): Authenticated,
-) -> Reply {
-    visible_job(&st, &p, &id).await?;
-    match st.storage.cancel_job(&id, now_ms()).await {
-        Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Err(StorageError::NotFound) => Err(job_not_found(&id).into()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Runs jobs until the process ends: up to `--job-workers` at once, claiming
 /// the next when one ends; between claims it sleeps until notified (or a
 /// second passes, to take over expired leases).
@@ -590,7 +288,7 @@ async fn run_import(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
         };
         // Checked against the collection as it is; again if it changes meanwhile.
         let mut committed = false;
-        for _ in 0..crate::records::WRITE_ATTEMPTS {
+        for _ in 0..crate::model::records::WRITE_ATTEMPTS {
             let mut step = ImportStep {
                 job_id: job.id.clone(),
                 owner: owner.to_string(),

@@ -54,7 +54,7 @@ impl<T: Clone> RowCache<T> {
         F: std::future::Future<Output = StorageResult<Option<T>>>,
     {
         // An injected outage must reach the store, as a real one would.
-        if !crate::fault::storage_unavailable() {
+        if !crate::observe::fault::storage_unavailable() {
             if let Some((at, row)) = self.rows.get(key) {
                 if at.elapsed() < self.fresh_for {
                     return Ok(Some(T::clone(&row)));

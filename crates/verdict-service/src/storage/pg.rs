@@ -19,7 +19,7 @@ use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
 use super::rows::{self, job_columns, json_text, parse_json, record_size, unique_value};
 use super::*;
-use crate::fault;
+use crate::observe::fault;
 
 /// The migrations, embedded in the binary.
 fn migrator() -> Migrator {

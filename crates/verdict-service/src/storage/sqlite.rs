@@ -39,7 +39,7 @@ use tokio::sync::oneshot;
 
 use super::rows::{self, job_columns, json_text, parse_json, record_size, unique_value};
 use super::*;
-use crate::fault;
+use crate::observe::fault;
 
 /// The schema, one script per version; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[

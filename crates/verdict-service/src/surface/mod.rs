@@ -1,18 +1,13 @@
-//! The HTTP surface, as one table ([`OPERATIONS`]) that drives the router's
-//! policies (public routes, scopes, media types, body limits), the metrics
-//! labels and the OpenAPI document, so none of them can drift from another.
+//! The HTTP surface, as data: one table ([`OPERATIONS`]) from which the
+//! router's routes and policies (public routes, scopes, media types, body
+//! limits), the authorization rules, the metrics labels and the OpenAPI
+//! document ([`openapi`]) are all built, so none of them can drift from
+//! another. Nothing here knows a handler: the router maps each
+//! operation's id to one.
 
-use std::sync::Arc;
+pub mod openapi;
 
-use axum::routing::{delete, get, post, put};
-use axum::Router;
 use http::Method;
-use verdict::client_addr::TrustedProxies;
-use verdict::headers::Upgrade;
-use verdict::{Contract, ContractService};
-
-use crate::state::AppState;
-use crate::{authz, batch, collections, fault, jobs, metrics, ops, records, tokens};
 
 /// Who may call an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +47,8 @@ pub struct Operation {
     pub produces: &'static [&'static str],
 }
 
-const JSON: &[&str] = &["application/json"];
+/// The media types of most operations.
+pub const JSON: &[&str] = &["application/json"];
 /// The problem pages (served by the library: `Contract::document_problems`).
 const PAGES: &[&str] = &["application/json", "text/html"];
 
@@ -69,7 +65,7 @@ macro_rules! op {
 use Access::{Public, Scope};
 use RequestBody as B;
 
-/// Every operation of the reference service (CONTRACT.md "HTTP surface").
+/// Every operation of the reference service (docs/contract.md, "The reference service").
 pub const OPERATIONS: &[Operation] = &[
     op!("GET" "/health" "health", "Liveness and storage reachability", Public, ok [200], err [], B::None),
     op!("GET" "/metrics" "metrics", "Prometheus metrics", Public, ok [200], err [], B::None, &["text/plain"]),
@@ -125,116 +121,18 @@ pub fn operation(method: &Method, path: &str) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|o| o.method == m && o.path == path)
 }
 
+/// Who may call `method` on the routed path: the operation's access, the
+/// docs page's assets are public, and anything else needs `admin` (no route
+/// gets a scope by accident).
+pub fn access(method: &Method, routed: &str) -> Access {
+    if let Some(op) = operation(method, routed) {
+        return op.access;
+    }
+    if DOC_ASSETS.iter().any(|(path, _)| *path == routed) {
+        return Access::Public;
+    }
+    Access::Scope("admin")
+}
+
 /// The realm of bearer challenges.
 pub const REALM: &str = "verdict";
-
-/// The whole service: routes, the contract stack, metrics.
-pub fn router(state: AppState) -> ContractService {
-    let routes = Router::new()
-        .route("/health", get(ops::health))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-        .route("/docs", get(ops::docs))
-        .route("/v1/tokens", post(tokens::create).get(tokens::list))
-        .route("/v1/tokens/{id}", delete(tokens::revoke))
-        .route(
-            "/v1/collections",
-            post(collections::create).get(collections::list),
-        )
-        .route(
-            "/v1/collections/{c}",
-            get(collections::show)
-                .patch(collections::change)
-                .delete(collections::delete),
-        )
-        .route(
-            "/v1/collections/{c}/records",
-            get(records::list).post(records::create),
-        )
-        .route(
-            "/v1/collections/{c}/records/{id}",
-            get(records::show)
-                .put(records::replace)
-                .patch(records::patch)
-                .delete(records::delete),
-        )
-        .route("/v1/collections/{c}/lookup", get(records::lookup))
-        .route("/v1/batch", post(batch::run))
-        .route("/v1/collections/{c}/exports", post(jobs::export))
-        .route("/v1/collections/{c}/imports", post(jobs::import))
-        .route("/v1/jobs/{id}", get(jobs::show).delete(jobs::cancel))
-        .route("/v1/jobs/{id}/result", get(jobs::result))
-        .route(
-            "/v1/admin/maintenance",
-            put(ops::set_maintenance).get(ops::get_maintenance),
-        )
-        .with_state(state.clone())
-        .merge(swagger_ui_dist::generate_routes(
-            swagger_ui_dist::ApiDefinition {
-                uri_prefix: "/docs/swagger",
-                api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),
-                title: Some("Verdict API"),
-            },
-        ));
-    // Innermost, so faults happen after every check, inside the deadline and the in-flight slot.
-    let routes = if state.config.fault_injection {
-        routes.route_layer(axum::middleware::from_fn(fault::inject))
-    } else {
-        routes
-    };
-
-    let config = &state.config;
-    let mut contract = Contract::new(state.error_preset())
-        .realm(REALM)
-        .document_problems(ops::SERVICE_PROBLEMS)
-        .authenticate(Arc::new(tokens::TokenAuthenticator {
-            storage: state.storage.clone(),
-        }))
-        .authorize(Arc::new(authz::ServiceAuthorizer {
-            shared: state.shared.clone(),
-            storage: state.storage.clone(),
-            realm: REALM.to_string(),
-        }))
-        .rate_limit(
-            Arc::new(crate::shared::SharedLimits(state.shared.clone())),
-            config.rate_limit.0,
-        )
-        .max_in_flight(config.max_in_flight)
-        .timeout(config.request_timeout)
-        .body_timeout(Some(config.body_timeout))
-        .trusted_proxies(TrustedProxies::new(config.trusted_proxies.iter().copied()))
-        .maintenance(state.maintenance.clone())
-        .retire("/v0", Upgrade::new("verdict-api/1").expect("valid token"))
-        .max_body(config.max_body);
-    if let Some(quota) = config.auth_failure_limit.0 {
-        contract = contract.throttle_failed_auth(
-            Arc::new(crate::shared::SharedLimits(state.shared.clone())),
-            quota,
-        );
-    }
-    for (path, media) in DOC_ASSETS {
-        contract = contract.public(*path).produces(Method::GET, path, [*media]);
-    }
-    for op in OPERATIONS {
-        let method = Method::from_bytes(op.method.as_bytes()).expect("valid method");
-        if op.access == Access::Public {
-            contract = contract.public(op.path);
-        }
-        if op.produces != JSON {
-            contract = contract.produces(method.clone(), op.path, op.produces.iter().copied());
-        }
-        if op.body == RequestBody::Ndjson {
-            contract = contract
-                .consumes(method.clone(), op.path, ["application/x-ndjson"])
-                .max_body_for(method, op.path, config.max_import_body);
-        }
-    }
-    let labels = Arc::new(metrics::Routes::new(OPERATIONS.iter().map(|o| o.path)));
-    let app = contract
-        .apply(routes)
-        .layer(axum::middleware::from_fn(move |req, next| {
-            metrics::track(labels.clone(), req, next)
-        }));
-    let _ = state.app.set(app.clone());
-    app
-}

@@ -1,5 +1,5 @@
 //! `/openapi.json`: OpenAPI 3.1, generated from the operations table
-//! ([`crate::api::OPERATIONS`]) and the preset, so every status the service
+//! ([`crate::surface::OPERATIONS`]) and the preset, so every status the service
 //! can send for an operation (under that preset) is documented on it.
 //!
 //! The document is built as JSON from the same table that configures the
@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use verdict::status;
 use verdict::{ErrorFormat, Preset, Situation};
 
-use crate::api::{Access, Operation, RequestBody, OPERATIONS};
+use crate::surface::{Access, Operation, RequestBody, OPERATIONS};
 
 /// Statuses any operation may send: bad header or query, Accept, failure,
 /// overload or maintenance, deadline. (The rate limit's status is the
@@ -49,7 +49,7 @@ pub fn statuses(op: &Operation, preset: &Preset) -> BTreeSet<u16> {
 
 fn schemas() -> Value {
     let unique_field = json!({"type": "string", "minLength": 1, "maxLength": 128,
-        "not": {"enum": crate::records::RESERVED}});
+        "not": {"enum": crate::model::records::RESERVED}});
     let field_errors = json!({"type": "array", "items": {"type": "object",
         "properties": {"pointer": {"type": "string"}, "detail": {"type": "string"}},
         "required": ["pointer", "detail"]}});
@@ -209,7 +209,7 @@ fn parameters(op: &Operation) -> Vec<Value> {
 
 /// Every documented problem type's slug.
 fn problem_slugs() -> Vec<String> {
-    let mut slugs: Vec<String> = verdict::problems::all(crate::ops::SERVICE_PROBLEMS)
+    let mut slugs: Vec<String> = verdict::problems::all(crate::problems::CATALOG)
         .iter()
         .map(|p| verdict::format::slug(p.code))
         .collect();

@@ -1,4 +1,4 @@
-//! One pass over the service that produces every row of CONTRACT.md's code
+//! One pass over the service that produces every row of docs/contract.md's code
 //! table (but 502, the gateway's) for a real reason. Run under any preset:
 //! each step says what it expects under that preset.
 

@@ -1,0 +1,3 @@
+//! Background jobs: the worker that claims, runs and resumes exports and imports.
+
+pub mod worker;
