@@ -27,25 +27,24 @@ use tokio::net::TcpListener;
 
 use crate::config::ServeArgs;
 use crate::state::AppState;
-use crate::storage::cached::CachedStorage;
 use crate::storage::sqlite::SqliteStorage;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{StorageError, Stores};
 
 /// Opens the storage `--data` names, behind the token and collection cache.
-pub async fn open_storage(data: &str) -> Result<Arc<dyn Storage>, StorageError> {
-    let storage: Arc<dyn Storage> = if data.starts_with("sqlite:") {
-        Arc::new(SqliteStorage::open_url(data).await?)
+pub async fn open_storage(data: &str) -> Result<Stores, StorageError> {
+    let stores = if data.starts_with("sqlite:") {
+        Stores::new(Arc::new(SqliteStorage::open_url(data).await?))
     } else if data.starts_with("postgres://") || data.starts_with("postgresql://") {
-        Arc::new(crate::storage::pg::PgStorage::open(data).await?)
+        Stores::new(Arc::new(crate::storage::pg::PgStorage::open(data).await?))
     } else if data.contains("://") {
         return Err(StorageError::Unavailable(format!(
             "unsupported --data URL scheme in `{}` (expected a SQLite path, sqlite: or postgres:)",
             data.split("://").next().unwrap_or("")
         )));
     } else {
-        Arc::new(SqliteStorage::open(Path::new(data)).await?)
+        Stores::new(Arc::new(SqliteStorage::open(Path::new(data)).await?))
     };
-    Ok(Arc::new(CachedStorage::new(storage)))
+    Ok(stores.cached())
 }
 
 /// A running service: its state and router (the job worker already started).
@@ -57,11 +56,11 @@ pub struct Service {
 }
 
 /// Builds the service on opened storage and starts its job worker.
-pub async fn build(config: ServeArgs, storage: Arc<dyn Storage>) -> Result<Service, StorageError> {
+pub async fn build(config: ServeArgs, storage: Stores) -> Result<Service, StorageError> {
     // Installed before the first request so no count is lost.
     observe::metrics::handle();
     let generated_admin_token =
-        access::authenticate::bootstrap(storage.as_ref(), config.admin_token.as_deref()).await?;
+        access::authenticate::bootstrap(&storage, config.admin_token.as_deref()).await?;
     let shared = match &config.shared {
         Some(url) => Arc::new(
             cluster::Shared::redis(url, &config.shared_prefix, config.shared_unavailable)

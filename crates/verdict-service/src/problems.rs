@@ -1,7 +1,7 @@
 //! Every error code the service sends beyond the library's, each with its one
 //! constructor and its documentation page (`GET /problems/{slug}`).
 //!
-//! The [`catalog!`] below is the only place a code is written: the enum, the
+//! The `catalog!` below is the only place a code is written: the enum, the
 //! pages ([`CATALOG`]) and the constructors all come from it, so a code cannot
 //! be sent without a page. A test walks the crate's source and fails if a
 //! code is minted anywhere else (`with_code("...")`, `"code": "..."`).

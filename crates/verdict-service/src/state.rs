@@ -6,12 +6,12 @@ use verdict::maintenance::MaintenanceSwitch;
 use verdict::Preset;
 
 use crate::config::ServeArgs;
-use crate::storage::Storage;
+use crate::storage::Stores;
 
 /// Shared state of one server.
 #[derive(Clone)]
 pub struct AppState {
-    pub storage: Arc<dyn Storage>,
+    pub storage: Stores,
     pub config: Arc<ServeArgs>,
     pub preset: Preset,
     pub maintenance: MaintenanceSwitch,

@@ -1,7 +1,6 @@
 //! Authentication: a presented bearer token against the stored ones, and the
 //! bootstrap admin token installed at start.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -13,11 +12,11 @@ use verdict::ApiError;
 use crate::http::fail::FromStorage;
 use crate::model::time::now_ms;
 use crate::model::tokens::{hash_secret, new_secret, split, Grants, ADMIN_ID, SCOPES};
-use crate::storage::{Storage, StorageError, TokenRow};
+use crate::storage::{StorageError, Stores, TokenRow};
 
 /// Resolves tokens against storage.
 pub struct TokenAuthenticator {
-    pub storage: Arc<dyn Storage>,
+    pub storage: Stores,
 }
 
 impl Authenticator for TokenAuthenticator {
@@ -29,6 +28,7 @@ impl Authenticator for TokenAuthenticator {
             let (id, secret) = split(token);
             let row = self
                 .storage
+                .tokens
                 .get_token(id)
                 .await
                 .map_err(ApiError::from_storage)?;
@@ -63,7 +63,7 @@ fn principal_of(row: TokenRow) -> Principal {
 /// Installs the bootstrap admin token: the given one, or a generated one on
 /// first start (returned so it can be printed once).
 pub async fn bootstrap(
-    storage: &dyn Storage,
+    storage: &Stores,
     given: Option<&str>,
 ) -> Result<Option<String>, StorageError> {
     let row = |secret: &str| TokenRow {
@@ -78,15 +78,15 @@ pub async fn bootstrap(
     };
     match given {
         Some(secret) => {
-            storage.upsert_token(&row(secret)).await?;
+            storage.tokens.upsert_token(&row(secret)).await?;
             Ok(None)
         }
         None => {
-            if storage.get_token(ADMIN_ID).await?.is_some() {
+            if storage.tokens.get_token(ADMIN_ID).await?.is_some() {
                 return Ok(None);
             }
             let secret = new_secret();
-            storage.insert_token(&row(&secret)).await?;
+            storage.tokens.insert_token(&row(&secret)).await?;
             Ok(Some(secret))
         }
     }

@@ -22,7 +22,7 @@ fn collection_of<'a>(operation_path: &str, path: &'a str) -> Option<&'a str> {
 /// The service's authorizer.
 pub struct ServiceAuthorizer {
     pub shared: std::sync::Arc<crate::cluster::Shared>,
-    pub storage: std::sync::Arc<dyn crate::storage::Storage>,
+    pub storage: crate::storage::Stores,
     pub realm: String,
 }
 
@@ -32,6 +32,7 @@ impl ServiceAuthorizer {
         use crate::http::fail::FromStorage;
         if let Some(c) = self
             .storage
+            .collections
             .get_collection(name)
             .await
             .map_err(ApiError::from_storage)?
@@ -40,6 +41,7 @@ impl ServiceAuthorizer {
         }
         let aliased = self
             .storage
+            .collections
             .resolve_alias(name, crate::model::time::now_ms())
             .await
             .map_err(ApiError::from_storage)?;

@@ -80,7 +80,7 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewCollection>)
         created_at: now,
         updated_at: now,
     };
-    let row = st.storage.create_collection(&row).await?;
+    let row = st.storage.collections.create_collection(&row).await?;
     let mut res = tagged(StatusCode::CREATED, &collection_json(&row), row.updated_at);
     res.headers_mut().insert(
         header::LOCATION,
@@ -91,7 +91,7 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewCollection>)
 
 /// `GET /v1/collections`: the ones the token may see.
 pub async fn list(State(st): State<AppState>, Authenticated(p): Authenticated) -> Reply {
-    let rows = st.storage.list_collections().await?;
+    let rows = st.storage.collections.list_collections().await?;
     let grants = p.extension::<Grants>();
     let items: Vec<Value> = rows
         .iter()
@@ -151,7 +151,12 @@ pub async fn change(
             unique: patch.unique.clone(),
             updated_at: now,
         };
-        match st.storage.update_collection(c.id, c.version, &change).await {
+        match st
+            .storage
+            .collections
+            .update_collection(c.id, c.version, &change)
+            .await
+        {
             Ok(updated) => {
                 return Ok(tagged(
                     StatusCode::OK,
@@ -192,7 +197,12 @@ pub async fn delete(
         Some(_) => return Err(ApiError::invalid_query("force", "must be true or false").into()),
     };
     let c = resolve(&st, &name, &uri).await?;
-    match st.storage.delete_collection(c.id, force, now_ms()).await {
+    match st
+        .storage
+        .collections
+        .delete_collection(c.id, force, now_ms())
+        .await
+    {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(StorageError::NotFound) => Err(not_found(&name).into()),
         Err(e) => Err(e.into()),

@@ -90,6 +90,7 @@ async fn enqueue(
         updated_at: now,
     };
     st.storage
+        .jobs
         .insert_job(
             &job,
             input.as_deref(),
@@ -138,6 +139,7 @@ pub async fn import(
 async fn visible_job(st: &AppState, p: &Principal, id: &str) -> Result<JobRow, Fail> {
     let job = st
         .storage
+        .jobs
         .get_job(id)
         .await?
         .ok_or_else(|| job_not_found(id))?;
@@ -185,7 +187,7 @@ pub async fn result(
 ) -> Reply {
     let job = visible_job(&st, &p, &id).await?;
     let document = match job.state {
-        JobState::Succeeded => st.storage.job_result(&id, 0).await?,
+        JobState::Succeeded => st.storage.jobs.job_result(&id, 0).await?,
         _ => None,
     };
     let not_ready =
@@ -236,7 +238,7 @@ fn export_body(st: AppState, job: JobRow, first: Vec<u8>) -> Body {
             None => {
                 let seq = c.next;
                 c.next += 1;
-                match c.st.storage.job_result(&c.id, seq).await {
+                match c.st.storage.jobs.job_result(&c.id, seq).await {
                     Ok(chunk) => chunk,
                     Err(e) => return Some((Err(std::io::Error::other(e.to_string())), c)),
                 }
@@ -267,7 +269,7 @@ pub async fn cancel(
     Authenticated(p): Authenticated,
 ) -> Reply {
     visible_job(&st, &p, &id).await?;
-    match st.storage.cancel_job(&id, now_ms()).await {
+    match st.storage.jobs.cancel_job(&id, now_ms()).await {
         Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(StorageError::NotFound) => Err(job_not_found(&id).into()),
         Err(e) => Err(e.into()),

@@ -15,7 +15,7 @@ use crate::state::AppState;
 
 /// `GET /health`: 200 when storage answers, else 503.
 pub async fn health(State(st): State<AppState>) -> Reply {
-    match st.storage.ping().await {
+    match st.storage.health.ping().await {
         Ok(()) => Ok(axum::Json(json!({"status": "ok", "storage": "ok"})).into_response()),
         Err(e) => Err(crate::problems::storage_unavailable(e).into()),
     }

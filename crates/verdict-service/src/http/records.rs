@@ -156,7 +156,12 @@ pub async fn create(
     };
     // Concurrent retries (on any instance) wait for the first.
     let _held = st.shared.lock(&format!("{}:{}", p.subject(), key)).await?;
-    if let Some(stored) = st.storage.get_idempotent(p.subject(), &key).await? {
+    if let Some(stored) = st
+        .storage
+        .idempotency
+        .get_idempotent(p.subject(), &key)
+        .await?
+    {
         return Ok(replayed(stored, &fingerprint)?);
     }
     let idem = (key, fingerprint);
@@ -229,14 +234,24 @@ async fn create_once(
                 at: now,
             }
         });
-        match st.storage.create_record(&c, &row, kept.as_ref()).await {
+        match st
+            .storage
+            .records
+            .create_record(&c, &row, kept.as_ref())
+            .await
+        {
             Ok(()) => return Ok(answer(stored)),
             // Checked against a collection that has changed since: again, against what it is now.
             Err(StorageError::CollectionChanged) => c = reload(st, &c).await?,
-            Err(StorageError::CollectionGone) => return Err(gone(&c)),
+            Err(StorageError::CollectionGone) => return Err(gone(st, &c)),
             Err(StorageError::Conflict(Conflict::IdempotencyKeyTaken)) => {
                 let (key, fingerprint) = idem.expect("only with a key");
-                return match st.storage.get_idempotent(p.subject(), key).await? {
+                return match st
+                    .storage
+                    .idempotency
+                    .get_idempotent(p.subject(), key)
+                    .await?
+                {
                     Some(stored) => Ok(replayed(stored, fingerprint)?),
                     None => Err(ApiError::internal("an idempotent answer vanished").into()),
                 };
@@ -255,6 +270,7 @@ fn changing_collection() -> Fail {
 /// The record, or 404.
 async fn load(st: &AppState, c: &CollectionRow, id: &str) -> Result<RecordRow, Fail> {
     st.storage
+        .records
         .get_record(c.id, id)
         .await?
         .ok_or_else(|| record_not_found(id).into())
@@ -349,11 +365,16 @@ async fn update(
             // Strictly later, so Last-Modified moves even within one millisecond.
             updated_at: now_ms().max(current.updated_at + 1),
         };
-        match st.storage.update_record(&c, &row, current.version).await {
+        match st
+            .storage
+            .records
+            .update_record(&c, &row, current.version)
+            .await
+        {
             Ok(()) => return Ok(answer(write_answer(StatusCode::OK, &c, &row, may_read(p)))),
             Err(StorageError::VersionMismatch) => backoff().await,
             Err(StorageError::CollectionChanged) => c = reload(st, &c).await?,
-            Err(StorageError::CollectionGone) => return Err(gone(&c)),
+            Err(StorageError::CollectionGone) => return Err(gone(st, &c)),
             Err(e) => return Err(e.into()),
         }
     }
@@ -362,7 +383,7 @@ async fn update(
 
 /// A write that lost a race: 412 with the winner's ETag (or 404 if it was deleted).
 async fn lost_race(st: &AppState, c: &CollectionRow, id: &str) -> Fail {
-    match st.storage.get_record(c.id, id).await {
+    match st.storage.records.get_record(c.id, id).await {
         Ok(Some(now)) => {
             let v = validators_of(&record_json(&now), now.updated_at);
             ApiError::precondition_failed(v.etag.as_ref())
@@ -388,7 +409,12 @@ pub async fn delete(
             &record_json(&current),
             current.updated_at,
         )))?;
-        match st.storage.delete_record(c.id, &id, current.version).await {
+        match st
+            .storage
+            .records
+            .delete_record(c.id, &id, current.version)
+            .await
+        {
             Ok(()) => return Ok(StatusCode::NO_CONTENT.into_response()),
             Err(StorageError::VersionMismatch) => backoff().await,
             Err(e) => return Err(e.into()),
@@ -475,6 +501,7 @@ pub async fn list(
     // One more than asked tells whether there is a next page.
     let page = st
         .storage
+        .records
         .list_records(
             c.id,
             q.after.as_deref(),
@@ -547,6 +574,7 @@ pub async fn lookup(State(st): State<AppState>, Path(name): Path<String>, uri: U
     }];
     let page = st
         .storage
+        .records
         .list_records(c.id, None, 51, &filter, MAX_PAGE_BYTES)
         .await?;
     let rows = page.rows;

@@ -22,10 +22,10 @@ pub fn not_found(name: &str) -> ApiError {
 /// a 302 to the same URI under the new name, or (presets without 302) the
 /// collection itself.
 pub async fn resolve(st: &AppState, name: &str, uri: &Uri) -> Result<CollectionRow, Fail> {
-    if let Some(c) = st.storage.get_collection(name).await? {
+    if let Some(c) = st.storage.collections.get_collection(name).await? {
         return Ok(c);
     }
-    let Some(c) = st.storage.resolve_alias(name, now_ms()).await? else {
+    let Some(c) = st.storage.collections.resolve_alias(name, now_ms()).await? else {
         return Err(not_found(name).into());
     };
     if st.preset.allows(StatusCode::FOUND) {
@@ -53,13 +53,17 @@ pub async fn resolve(st: &AppState, name: &str, uri: &Uri) -> Result<CollectionR
 /// The collection as it is now (read from storage, never from a cache): for a
 /// write that lost its compare-and-swap to a change of the collection.
 pub async fn reload(st: &AppState, c: &CollectionRow) -> Result<CollectionRow, Fail> {
+    // What a cache holds under its name is stale too: the next request reads it anew.
+    st.storage.collections.stale(&c.name);
     st.storage
+        .collections
         .get_collection_by_id(c.id)
         .await?
         .ok_or_else(|| not_found(&c.name).into())
 }
 
 /// 404 for a collection that was deleted while a request used it.
-pub fn gone(c: &CollectionRow) -> Fail {
+pub fn gone(st: &AppState, c: &CollectionRow) -> Fail {
+    st.storage.collections.stale(&c.name);
     not_found(&c.name).into()
 }

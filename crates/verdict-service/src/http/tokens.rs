@@ -80,7 +80,7 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewToken>) -> R
                 continue;
             }
             // A grant is to a collection (its id), so it must exist now.
-            match st.storage.get_collection(c).await? {
+            match st.storage.collections.get_collection(c).await? {
                 Some(row) => {
                     granted.push(row.id);
                     names.insert(row.id, row.name);
@@ -121,7 +121,7 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewToken>) -> R
         created_at: now_ms(),
         revoked_at: None,
     };
-    st.storage.insert_token(&row).await?;
+    st.storage.tokens.insert_token(&row).await?;
     let mut out = token_json(&row, &names);
     out["token"] = Value::String(format!("{id}.{secret}"));
     let mut res = crate::http::representation::tagged(StatusCode::CREATED, &out, row.created_at);
@@ -137,9 +137,10 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewToken>) -> R
 
 /// `GET /v1/tokens`.
 pub async fn list(State(st): State<AppState>) -> Reply {
-    let rows = st.storage.list_tokens().await?;
+    let rows = st.storage.tokens.list_tokens().await?;
     let names: HashMap<i64, String> = st
         .storage
+        .collections
         .list_collections()
         .await?
         .into_iter()
@@ -155,7 +156,7 @@ pub async fn revoke(State(st): State<AppState>, Path(id): Path<String>) -> Reply
     if id == ADMIN_ID {
         return Err(crate::problems::bootstrap_token().into());
     }
-    match st.storage.revoke_token(&id, now_ms()).await {
+    match st.storage.tokens.revoke_token(&id, now_ms()).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(StorageError::NotFound) => Err(crate::problems::token_not_found(&id).into()),
         Err(e) => Err(e.into()),

@@ -52,6 +52,7 @@ pub fn spawn_worker(st: AppState) -> tokio::task::JoinHandle<()> {
             let now = now_ms();
             match st
                 .storage
+                .jobs
                 .claim_job(&owner, now, now + LEASE.as_millis() as i64, per_token)
                 .await
             {
@@ -65,6 +66,7 @@ pub fn spawn_worker(st: AppState) -> tokio::task::JoinHandle<()> {
                             tracing::error!(job = %id, error = %e, "job runner panicked");
                             let _ = st
                                 .storage
+                                .jobs
                                 .finish_job(
                                     &id,
                                     &owner,
@@ -107,6 +109,7 @@ async fn run(st: AppState, owner: String, job: JobRow) {
     let r = match outcome {
         Outcome::Done(result) => {
             st.storage
+                .jobs
                 .finish_job(
                     &job.id,
                     &owner,
@@ -119,6 +122,7 @@ async fn run(st: AppState, owner: String, job: JobRow) {
         }
         Outcome::Failed(why) => {
             st.storage
+                .jobs
                 .finish_job(&job.id, &owner, JobState::Failed, None, Some(&why), now)
                 .await
         }
@@ -152,7 +156,7 @@ fn lease_until() -> i64 {
 async fn collection_of(st: &AppState, job: &JobRow) -> Result<CollectionRow, Outcome> {
     let gone = || Outcome::Failed("the collection was deleted".into());
     let id = job.collection_id.ok_or_else(gone)?;
-    match st.storage.get_collection_by_id(id).await {
+    match st.storage.collections.get_collection_by_id(id).await {
         Ok(Some(c)) => Ok(c),
         Ok(None) => Err(gone()),
         Err(e) => Err(failed_on_storage(job, e)),
@@ -169,6 +173,7 @@ async fn run_export(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
     for seq in 0.. {
         let page = match st
             .storage
+            .records
             .list_records(c.id, after.as_deref(), STEP as u32, &[], MAX_PAGE_BYTES)
             .await
         {
@@ -194,7 +199,7 @@ async fn run_export(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
             lease_until: lease_until(),
             now: now_ms(),
         };
-        if let Err(e) = st.storage.export_chunk(&step).await {
+        if let Err(e) = st.storage.jobs.export_chunk(&step).await {
             return failed_on_storage(job, e);
         }
         match page.rows.last() {
@@ -260,7 +265,7 @@ fn describe_conflict(r: &RecordRow, c: &Conflict) -> Value {
 }
 
 async fn run_import(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
-    let input = match st.storage.job_input(&job.id).await {
+    let input = match st.storage.jobs.job_input(&job.id).await {
         Ok(Some(input)) => input,
         Ok(None) => return Outcome::Failed("the import's input is gone".into()),
         Err(e) => return failed_on_storage(job, e),
@@ -328,15 +333,18 @@ async fn run_import(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
             }
             step.lease_until = lease_until();
             step.now = now_ms();
-            match st.storage.import_step(&step, describe_conflict).await {
+            match st.storage.jobs.import_step(&step, describe_conflict).await {
                 Ok(()) => {
                     committed = true;
                     break;
                 }
-                Err(StorageError::CollectionChanged) => match collection_of(st, job).await {
-                    Ok(now) => c = now,
-                    Err(outcome) => return outcome,
-                },
+                Err(StorageError::CollectionChanged) => {
+                    st.storage.collections.stale(&c.name);
+                    match collection_of(st, job).await {
+                        Ok(now) => c = now,
+                        Err(outcome) => return outcome,
+                    }
+                }
                 Err(e) => return failed_on_storage(job, e),
             }
         }
@@ -347,6 +355,7 @@ async fn run_import(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
     if lines.is_empty() {
         if let Err(e) = st
             .storage
+            .jobs
             .job_progress(&job.id, owner, last_line, lease_until(), now_ms())
             .await
         {
@@ -354,8 +363,8 @@ async fn run_import(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
         }
     }
     let (done, failures) = match (
-        st.storage.get_job(&job.id).await,
-        st.storage.job_failures(&job.id).await,
+        st.storage.jobs.get_job(&job.id).await,
+        st.storage.jobs.job_failures(&job.id).await,
     ) {
         (Ok(Some(done)), Ok(failures)) => (done, failures),
         (Err(e), _) | (_, Err(e)) => return failed_on_storage(job, e),

@@ -1,5 +1,7 @@
-//! A read cache in front of any [`Storage`], for the two rows every request
-//! reads: its token and its collection.
+//! A read cache in front of the token and collection stores, for the two
+//! rows every request reads: its token and its collection. It wraps only
+//! those two stores ([`Stores::cached`]); records and jobs go straight to
+//! the backend.
 //!
 //! Without it, a record read costs three storage round trips, two of them for
 //! rows that almost never change. With it, those two come from memory.
@@ -81,25 +83,34 @@ impl<T: Clone> RowCache<T> {
     }
 }
 
-/// A [`Storage`] that caches tokens and collections.
-pub struct CachedStorage {
-    inner: Arc<dyn Storage>,
-    tokens: RowCache<TokenRow>,
-    collections: RowCache<CollectionRow>,
+/// A [`TokenStore`] that caches tokens by id.
+pub struct CachedTokens {
+    inner: Arc<dyn TokenStore>,
+    rows: RowCache<TokenRow>,
 }
 
-impl CachedStorage {
-    /// Caches in front of `inner`, each row fresh for [`FRESH_FOR`].
-    pub fn new(inner: Arc<dyn Storage>) -> Self {
-        Self::with_freshness(inner, FRESH_FOR)
-    }
-
+impl CachedTokens {
     /// Caches in front of `inner`, each row fresh for `fresh_for`.
-    pub fn with_freshness(inner: Arc<dyn Storage>, fresh_for: Duration) -> Self {
-        CachedStorage {
+    pub fn new(inner: Arc<dyn TokenStore>, fresh_for: Duration) -> Self {
+        CachedTokens {
             inner,
-            tokens: RowCache::new(fresh_for),
-            collections: RowCache::new(fresh_for),
+            rows: RowCache::new(fresh_for),
+        }
+    }
+}
+
+/// A [`CollectionStore`] that caches collections by name.
+pub struct CachedCollections {
+    inner: Arc<dyn CollectionStore>,
+    rows: RowCache<CollectionRow>,
+}
+
+impl CachedCollections {
+    /// Caches in front of `inner`, each row fresh for `fresh_for`.
+    pub fn new(inner: Arc<dyn CollectionStore>, fresh_for: Duration) -> Self {
+        CachedCollections {
+            inner,
+            rows: RowCache::new(fresh_for),
         }
     }
 }
@@ -116,29 +127,17 @@ macro_rules! changing {
 }
 
 #[async_trait]
-impl Storage for CachedStorage {
-    async fn ping(&self) -> StorageResult<()> {
-        self.inner.ping().await
-    }
-
+impl TokenStore for CachedTokens {
     async fn insert_token(&self, token: &TokenRow) -> StorageResult<()> {
-        changing!(
-            self.tokens,
-            [&token.id],
-            self.inner.insert_token(token).await
-        )
+        changing!(self.rows, [&token.id], self.inner.insert_token(token).await)
     }
 
     async fn upsert_token(&self, token: &TokenRow) -> StorageResult<()> {
-        changing!(
-            self.tokens,
-            [&token.id],
-            self.inner.upsert_token(token).await
-        )
+        changing!(self.rows, [&token.id], self.inner.upsert_token(token).await)
     }
 
     async fn get_token(&self, id: &str) -> StorageResult<Option<TokenRow>> {
-        self.tokens.get_or_read(id, self.inner.get_token(id)).await
+        self.rows.get_or_read(id, self.inner.get_token(id)).await
     }
 
     async fn list_tokens(&self) -> StorageResult<Vec<TokenRow>> {
@@ -146,19 +145,22 @@ impl Storage for CachedStorage {
     }
 
     async fn revoke_token(&self, id: &str, at: i64) -> StorageResult<()> {
-        changing!(self.tokens, [id], self.inner.revoke_token(id, at).await)
+        changing!(self.rows, [id], self.inner.revoke_token(id, at).await)
     }
+}
 
+#[async_trait]
+impl CollectionStore for CachedCollections {
     async fn create_collection(&self, collection: &CollectionRow) -> StorageResult<CollectionRow> {
         changing!(
-            self.collections,
+            self.rows,
             [&collection.name],
             self.inner.create_collection(collection).await
         )
     }
 
     async fn get_collection(&self, name: &str) -> StorageResult<Option<CollectionRow>> {
-        self.collections
+        self.rows
             .get_or_read(name, self.inner.get_collection(name))
             .await
     }
@@ -182,7 +184,7 @@ impl Storage for CachedStorage {
         let old = before.as_ref().map_or("", |c| c.name.as_str());
         let new = change.rename.as_ref().map_or("", |(to, _)| to.as_str());
         changing!(
-            self.collections,
+            self.rows,
             [old, new],
             self.inner
                 .update_collection(id, expected_version, change)
@@ -194,7 +196,7 @@ impl Storage for CachedStorage {
         let before = self.inner.get_collection_by_id(id).await?;
         let name = before.as_ref().map_or("", |c| c.name.as_str());
         changing!(
-            self.collections,
+            self.rows,
             [name],
             self.inner.delete_collection(id, force, now).await
         )
@@ -208,163 +210,11 @@ impl Storage for CachedStorage {
         self.inner.resolve_alias(old_name, now).await
     }
 
-    async fn create_record(
-        &self,
-        collection: &CollectionRow,
-        record: &RecordRow,
-        idempotent: Option<&IdempotentAnswer>,
-    ) -> StorageResult<()> {
-        let result = self
-            .inner
-            .create_record(collection, record, idempotent)
-            .await;
-        self.forget_stale(collection, &result);
-        result
-    }
-
-    async fn get_record(&self, collection_id: i64, id: &str) -> StorageResult<Option<RecordRow>> {
-        self.inner.get_record(collection_id, id).await
-    }
-
-    async fn update_record(
-        &self,
-        collection: &CollectionRow,
-        record: &RecordRow,
-        expected_version: i64,
-    ) -> StorageResult<()> {
-        let result = self
-            .inner
-            .update_record(collection, record, expected_version)
-            .await;
-        self.forget_stale(collection, &result);
-        result
-    }
-
-    async fn delete_record(
-        &self,
-        collection_id: i64,
-        id: &str,
-        expected_version: i64,
-    ) -> StorageResult<()> {
-        self.inner
-            .delete_record(collection_id, id, expected_version)
-            .await
-    }
-
-    async fn list_records(
-        &self,
-        collection_id: i64,
-        after: Option<&str>,
-        limit: u32,
-        filters: &[Filter],
-        max_bytes: usize,
-    ) -> StorageResult<Page> {
-        self.inner
-            .list_records(collection_id, after, limit, filters, max_bytes)
-            .await
-    }
-
-    async fn get_idempotent(
-        &self,
-        token_id: &str,
-        key: &str,
-    ) -> StorageResult<Option<StoredResponse>> {
-        self.inner.get_idempotent(token_id, key).await
-    }
-
-    async fn insert_job(
-        &self,
-        job: &JobRow,
-        input: Option<&[u8]>,
-        max_queued_bytes: i64,
-    ) -> StorageResult<()> {
-        self.inner.insert_job(job, input, max_queued_bytes).await
-    }
-
-    async fn get_job(&self, id: &str) -> StorageResult<Option<JobRow>> {
-        self.inner.get_job(id).await
-    }
-
-    async fn job_input(&self, id: &str) -> StorageResult<Option<Vec<u8>>> {
-        self.inner.job_input(id).await
-    }
-
-    async fn job_result(&self, id: &str, seq: i64) -> StorageResult<Option<Vec<u8>>> {
-        self.inner.job_result(id, seq).await
-    }
-
-    async fn job_failures(&self, id: &str) -> StorageResult<Vec<LineFailure>> {
-        self.inner.job_failures(id).await
-    }
-
-    async fn claim_job(
-        &self,
-        owner: &str,
-        now: i64,
-        lease_until: i64,
-        per_token: u32,
-    ) -> StorageResult<Option<JobRow>> {
-        self.inner
-            .claim_job(owner, now, lease_until, per_token)
-            .await
-    }
-
-    async fn job_progress(
-        &self,
-        id: &str,
-        owner: &str,
-        processed: i64,
-        lease_until: i64,
-        now: i64,
-    ) -> StorageResult<()> {
-        self.inner
-            .job_progress(id, owner, processed, lease_until, now)
-            .await
-    }
-
-    async fn export_chunk(&self, chunk: &ExportChunk<'_>) -> StorageResult<()> {
-        self.inner.export_chunk(chunk).await
-    }
-
-    async fn import_step(
-        &self,
-        step: &ImportStep,
-        describe: DescribeConflict,
-    ) -> StorageResult<()> {
-        let result = self.inner.import_step(step, describe).await;
-        self.forget_stale(&step.collection, &result);
-        result
-    }
-
-    async fn finish_job(
-        &self,
-        id: &str,
-        owner: &str,
-        state: JobState,
-        result: Option<&[u8]>,
-        error: Option<&str>,
-        now: i64,
-    ) -> StorageResult<()> {
-        self.inner
-            .finish_job(id, owner, state, result, error, now)
-            .await
-    }
-
-    async fn cancel_job(&self, id: &str, now: i64) -> StorageResult<JobRow> {
-        self.inner.cancel_job(id, now).await
-    }
-}
-
-impl CachedStorage {
-    /// A write that found its collection changed or gone read it from this
-    /// cache (another instance changed it): forget it, so the retry reads it anew.
-    fn forget_stale(&self, collection: &CollectionRow, result: &StorageResult<()>) {
-        if matches!(
-            result,
-            Err(StorageError::CollectionChanged | StorageError::CollectionGone)
-        ) {
-            self.collections.forget(&[&collection.name]);
-        }
+    /// A write found the collection changed or gone after reading it from
+    /// this cache (another instance changed it): forget it, so the retry
+    /// reads it anew.
+    fn stale(&self, name: &str) {
+        self.rows.forget(&[name]);
     }
 }
 
@@ -386,28 +236,37 @@ mod tests {
         }
     }
 
-    async fn stores(fresh_for: Duration) -> (tempfile::TempDir, Arc<dyn Storage>, CachedStorage) {
+    /// The backend's stores, and the same stores cached.
+    async fn stores(fresh_for: Duration) -> (tempfile::TempDir, Stores, Stores) {
         let dir = tempfile::tempdir().unwrap();
-        let inner: Arc<dyn Storage> =
-            Arc::new(SqliteStorage::open(&dir.path().join("db")).await.unwrap());
-        let cached = CachedStorage::with_freshness(inner.clone(), fresh_for);
+        let inner = Stores::new(Arc::new(
+            SqliteStorage::open(&dir.path().join("db")).await.unwrap(),
+        ));
+        let cached = inner.clone().cached_for(fresh_for);
         (dir, inner, cached)
     }
 
     #[tokio::test]
     async fn a_revocation_through_the_cache_is_seen_at_once() {
         let (_dir, _inner, cached) = stores(Duration::from_secs(3600)).await;
-        cached.insert_token(&token("t1")).await.unwrap();
+        cached.tokens.insert_token(&token("t1")).await.unwrap();
         assert!(cached
+            .tokens
             .get_token("t1")
             .await
             .unwrap()
             .unwrap()
             .revoked_at
             .is_none());
-        cached.revoke_token("t1", 5).await.unwrap();
+        cached.tokens.revoke_token("t1", 5).await.unwrap();
         assert_eq!(
-            cached.get_token("t1").await.unwrap().unwrap().revoked_at,
+            cached
+                .tokens
+                .get_token("t1")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
             Some(5)
         );
     }
@@ -415,8 +274,9 @@ mod tests {
     #[tokio::test]
     async fn a_change_made_elsewhere_is_seen_once_the_row_expires() {
         let (_dir, inner, cached) = stores(Duration::from_millis(200)).await;
-        inner.insert_token(&token("t1")).await.unwrap();
+        inner.tokens.insert_token(&token("t1")).await.unwrap();
         assert!(cached
+            .tokens
             .get_token("t1")
             .await
             .unwrap()
@@ -424,8 +284,9 @@ mod tests {
             .revoked_at
             .is_none());
         // Another instance revokes it: this one still serves its cached row...
-        inner.revoke_token("t1", 5).await.unwrap();
+        inner.tokens.revoke_token("t1", 5).await.unwrap();
         assert!(cached
+            .tokens
             .get_token("t1")
             .await
             .unwrap()
@@ -435,7 +296,13 @@ mod tests {
         // ...until the row expires.
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert_eq!(
-            cached.get_token("t1").await.unwrap().unwrap().revoked_at,
+            cached
+                .tokens
+                .get_token("t1")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
             Some(5)
         );
     }
@@ -452,32 +319,58 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        let c = cached.create_collection(&c).await.unwrap();
-        assert!(cached.get_collection("old").await.unwrap().is_some());
+        let c = cached.collections.create_collection(&c).await.unwrap();
+        assert!(cached
+            .collections
+            .get_collection("old")
+            .await
+            .unwrap()
+            .is_some());
         let change = CollectionChange {
             rename: Some(("new".into(), 10)),
             updated_at: 1,
             ..Default::default()
         };
         let renamed = cached
+            .collections
             .update_collection(c.id, c.version, &change)
             .await
             .unwrap();
-        assert!(cached.get_collection("old").await.unwrap().is_none());
+        assert!(cached
+            .collections
+            .get_collection("old")
+            .await
+            .unwrap()
+            .is_none());
         assert_eq!(
-            cached.get_collection("new").await.unwrap().unwrap().name,
+            cached
+                .collections
+                .get_collection("new")
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
             "new"
         );
         assert_eq!(renamed.version, c.version + 1);
-        cached.delete_collection(c.id, false, 2).await.unwrap();
-        assert!(cached.get_collection("new").await.unwrap().is_none());
+        cached
+            .collections
+            .delete_collection(c.id, false, 2)
+            .await
+            .unwrap();
+        assert!(cached
+            .collections
+            .get_collection("new")
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
     async fn unknown_ids_are_not_cached() {
         let (_dir, inner, cached) = stores(Duration::from_secs(3600)).await;
-        assert!(cached.get_token("later").await.unwrap().is_none());
-        inner.insert_token(&token("later")).await.unwrap();
-        assert!(cached.get_token("later").await.unwrap().is_some());
+        assert!(cached.tokens.get_token("later").await.unwrap().is_none());
+        inner.tokens.insert_token(&token("later")).await.unwrap();
+        assert!(cached.tokens.get_token("later").await.unwrap().is_some());
     }
 }

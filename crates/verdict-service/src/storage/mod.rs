@@ -1,5 +1,8 @@
-//! Storage behind one small trait: SQLite (embedded, the default) and
-//! PostgreSQL (several instances) implement it.
+//! Storage: one trait per aggregate ([`TokenStore`], [`CollectionStore`],
+//! [`RecordStore`], [`IdempotencyStore`], [`JobStore`], and [`Health`]),
+//! which SQLite (embedded, the default) and PostgreSQL (several instances)
+//! each implement; [`Stores`] holds one of each, and the cache wraps only
+//! tokens and collections.
 //!
 //! Every write that returns `Ok` is durable (committed with fsync) before the
 //! caller sends its 2xx. Writes compare-and-swap on a `version`, so a write
@@ -24,6 +27,7 @@ mod rows;
 pub mod sqlite;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -288,13 +292,16 @@ pub type DescribeConflict = fn(&RecordRow, &Conflict) -> Value;
 /// Failures an import keeps line by line; past it only the count grows.
 pub const MAX_KEPT_FAILURES: i64 = 1000;
 
-/// Everything the service keeps.
+/// Whether the store answers.
 #[async_trait]
-pub trait Storage: Send + Sync + 'static {
-    /// Whether the store answers.
+pub trait Health: Send + Sync + 'static {
+    /// `Ok` if a trivial query succeeds.
     async fn ping(&self) -> StorageResult<()>;
+}
 
-    // -- tokens --
+/// Bearer tokens (their secrets hashed).
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
     async fn insert_token(&self, token: &TokenRow) -> StorageResult<()>;
     /// Inserts or replaces (the bootstrap admin token when `--admin-token` changes).
     async fn upsert_token(&self, token: &TokenRow) -> StorageResult<()>;
@@ -302,8 +309,11 @@ pub trait Storage: Send + Sync + 'static {
     async fn list_tokens(&self) -> StorageResult<Vec<TokenRow>>;
     /// Marks a token revoked; `NotFound` if it does not exist or already is.
     async fn revoke_token(&self, id: &str, at: i64) -> StorageResult<()>;
+}
 
-    // -- collections --
+/// Collections, their aliases, and (on delete) what refers to them.
+#[async_trait]
+pub trait CollectionStore: Send + Sync + 'static {
     /// Creates a collection (its `id` and `version` are assigned); the row as stored.
     async fn create_collection(&self, collection: &CollectionRow) -> StorageResult<CollectionRow>;
     async fn get_collection(&self, name: &str) -> StorageResult<Option<CollectionRow>>;
@@ -325,8 +335,16 @@ pub trait Storage: Send + Sync + 'static {
     /// The collection an old name still points to, while its alias lasts.
     async fn resolve_alias(&self, old_name: &str, now: i64)
         -> StorageResult<Option<CollectionRow>>;
+    /// Says that what this store holds of the collection `name` may be stale
+    /// (a write lost its compare-and-swap on it): a cache forgets it.
+    fn stale(&self, name: &str) {
+        let _ = name;
+    }
+}
 
-    // -- records --
+/// Records, with their unique values and idempotent answers.
+#[async_trait]
+pub trait RecordStore: Send + Sync + 'static {
     /// Inserts a record (checking unique fields) if `collection` is still
     /// that version, with the idempotent answer in the same transaction
     /// (`Conflict(IdempotencyKeyTaken)` if the key was stored meanwhile).
@@ -363,15 +381,21 @@ pub trait Storage: Send + Sync + 'static {
         filters: &[Filter],
         max_bytes: usize,
     ) -> StorageResult<Page>;
+}
 
-    // -- idempotency --
+/// The stored answers of idempotent creates (`Idempotency-Key`).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + 'static {
     async fn get_idempotent(
         &self,
         token_id: &str,
         key: &str,
     ) -> StorageResult<Option<StoredResponse>>;
+}
 
-    // -- jobs --
+/// Export and import jobs: queue, leases, inputs, results, progress.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
     /// Queues a job with its input; `Conflict(ImportQueueFull)` if the
     /// token's queued and running inputs would pass `max_queued_bytes`.
     async fn insert_job(
@@ -430,4 +454,61 @@ pub trait Storage: Send + Sync + 'static {
     ) -> StorageResult<()>;
     /// Cancels a job that has not finished; `Conflict(JobFinished)` once finished.
     async fn cancel_job(&self, id: &str, now: i64) -> StorageResult<JobRow>;
+}
+
+/// A backend: every store in one (SQLite, PostgreSQL).
+pub trait Backend:
+    Health + TokenStore + CollectionStore + RecordStore + IdempotencyStore + JobStore
+{
+}
+
+impl<T> Backend for T where
+    T: Health + TokenStore + CollectionStore + RecordStore + IdempotencyStore + JobStore
+{
+}
+
+/// The stores the service uses, one per aggregate, so a wrapper (the cache)
+/// wraps only the ones it changes.
+#[derive(Clone)]
+pub struct Stores {
+    pub health: Arc<dyn Health>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub collections: Arc<dyn CollectionStore>,
+    pub records: Arc<dyn RecordStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub jobs: Arc<dyn JobStore>,
+}
+
+impl Stores {
+    /// Every store from one backend.
+    pub fn new<B: Backend>(backend: Arc<B>) -> Self {
+        Stores {
+            health: backend.clone(),
+            tokens: backend.clone(),
+            collections: backend.clone(),
+            records: backend.clone(),
+            idempotency: backend.clone(),
+            jobs: backend,
+        }
+    }
+
+    /// The same stores, with tokens and collections read through the cache.
+    pub fn cached(self) -> Self {
+        self.cached_for(cached::FRESH_FOR)
+    }
+
+    /// As [`Stores::cached`], each cached row fresh for `fresh_for`.
+    pub fn cached_for(self, fresh_for: std::time::Duration) -> Self {
+        Stores {
+            tokens: Arc::new(cached::CachedTokens::new(self.tokens, fresh_for)),
+            collections: Arc::new(cached::CachedCollections::new(self.collections, fresh_for)),
+            ..self
+        }
+    }
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Stores")
+    }
 }

@@ -1,0 +1,149 @@
+//! PostgreSQL storage, for several instances behind one load balancer
+//! (`--data postgres://...`). The same semantics as SQLite: each write is one
+//! transaction, committed (and, with PostgreSQL's defaults, flushed) before the
+//! 2xx; conditional writes compare-and-swap on `version`; jobs are claimed with
+//! `FOR UPDATE SKIP LOCKED`, so any instance may take one, and a job whose
+//! instance died is taken over once its lease expires.
+//!
+//! The SQL mirrors `sqlite.rs` statement for statement (placeholders `$n`,
+//! JSONB operators for filters); the shared behaviour is proven by running the
+//! same service test suite against both (`VERDICT_TEST_STORAGE=postgres`).
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
+
+use super::rows::{self, job_columns, json_text, parse_json, record_size, unique_value};
+use super::*;
+use crate::observe::fault;
+
+mod collections;
+mod jobs;
+mod records;
+mod tokens;
+
+/// The migrations, embedded in the binary.
+fn migrator() -> Migrator {
+    let migration = |version, name, sql: &'static str| {
+        Migration::new(
+            version,
+            Cow::Borrowed(name),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "initial",
+            include_str!("../../../migrations/postgres/0001_initial.sql"),
+        ),
+        migration(
+            2,
+            "collection identity",
+            include_str!("../../../migrations/postgres/0002_collection_identity.sql"),
+        ),
+    ])
+}
+
+/// PostgreSQL storage.
+#[derive(Clone, Debug)]
+pub struct PgStorage {
+    pool: PgPool,
+}
+
+fn db_err(e: sqlx::Error) -> StorageError {
+    match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StorageError::Unavailable(e.to_string())
+        }
+        // Connection exceptions (08xxx), shutdown or start-up (57P0x), a full
+        // disk (53100): the server is unreachable or cannot write now (503).
+        sqlx::Error::Database(d)
+            if d.code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53100") =>
+        {
+            StorageError::Unavailable(e.to_string())
+        }
+        _ => StorageError::Internal(e.to_string()),
+    }
+}
+
+impl PgStorage {
+    /// Connects to `url` and runs the migrations (under an advisory lock, so
+    /// instances starting together do not race).
+    pub async fn open(url: &str) -> StorageResult<Self> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StorageError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            // Short, so a request fails fast with 503 while the server is down.
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_with(options)
+            .await
+            .map_err(db_err)?;
+        migrator()
+            .run(&pool)
+            .await
+            .map_err(|e| StorageError::Internal(format!("migration failed: {e}")))?;
+        Ok(PgStorage { pool })
+    }
+
+    /// The pool, unless fault injection makes storage unavailable for this request.
+    fn pool(&self) -> StorageResult<&PgPool> {
+        if fault::storage_unavailable() {
+            return Err(StorageError::Unavailable("fault injection".into()));
+        }
+        Ok(&self.pool)
+    }
+
+    /// Writes a token with `sql`, whose nine placeholders take its columns in order.
+    async fn write_token(&self, sql: &'static str, t: &TokenRow) -> StorageResult<()> {
+        sqlx::query(sql)
+            .bind(&t.id)
+            .bind(&t.secret_hash)
+            .bind(json_text(&t.scopes))
+            .bind(t.collections.as_ref().map(json_text))
+            .bind(t.rate_limit.map(|r| r.0 as i64))
+            .bind(t.rate_limit.map(|r| r.1 as i64))
+            .bind(t.write_quota.map(|q| q as i64))
+            .bind(t.created_at)
+            .bind(t.revoked_at)
+            .execute(self.pool()?)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// One column of a row, by name (what `rows::row_decoders!` reads with).
+fn col<'r, T>(row: &'r PgRow, name: &str) -> StorageResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(name)
+        .map_err(|e| StorageError::Internal(format!("column {name}: {e}")))
+}
+
+rows::row_decoders!(PgRow);
+
+#[async_trait]
+impl Health for PgStorage {
+    async fn ping(&self) -> StorageResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(self.pool()?)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
+}

@@ -1,0 +1,267 @@
+//! Records with their unique values, and idempotent answers.
+
+use super::*;
+
+/// Inserts the unique values of `record`; a taken value is a 409 naming the field.
+pub(super) async fn insert_unique_values(
+    tx: &mut sqlx::PgConnection,
+    collection_id: i64,
+    unique: &[String],
+    record: &RecordRow,
+) -> StorageResult<()> {
+    for field in unique {
+        let Some(value) = unique_value(&record.data, field) else {
+            continue;
+        };
+        let r = sqlx::query(
+            "INSERT INTO unique_values (collection_id, field, value, record_id) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(collection_id)
+        .bind(field)
+        .bind(value)
+        .bind(&record.id)
+        .execute(&mut *tx)
+        .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StorageError::Conflict(Conflict::Unique {
+                    field: field.clone(),
+                }))
+            }
+            Err(e) => return Err(db_err(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Inserts a record and its unique values.
+pub(super) async fn insert_record(
+    tx: &mut sqlx::PgConnection,
+    collection_id: i64,
+    unique: &[String],
+    r: &RecordRow,
+) -> StorageResult<()> {
+    let res = sqlx::query(
+        "INSERT INTO records (collection_id, id, data, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(collection_id)
+    .bind(&r.id)
+    .bind(json_text(&r.data))
+    .bind(r.version)
+    .bind(r.created_at)
+    .bind(r.updated_at)
+    .execute(&mut *tx)
+    .await;
+    match res {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StorageError::Conflict(Conflict::RecordExists))
+        }
+        Err(e) => return Err(db_err(e)),
+    }
+    insert_unique_values(tx, collection_id, unique, r).await
+}
+
+/// The compare-and-swap on a collection that every record write makes, in
+/// its own transaction. `FOR SHARE` holds the row until the commit, so a
+/// concurrent change or deletion of the collection waits for this write (and
+/// this write for it): the check cannot go stale before the commit.
+pub(super) async fn check_collection(
+    tx: &mut sqlx::PgConnection,
+    id: i64,
+    version: i64,
+) -> StorageResult<()> {
+    let row = sqlx::query("SELECT version FROM collections WHERE id = $1 FOR SHARE")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    match row.map(|r| r.get::<i64, _>("version")) {
+        None => Err(StorageError::CollectionGone),
+        Some(v) if v != version => Err(StorageError::CollectionChanged),
+        Some(_) => Ok(()),
+    }
+}
+
+#[async_trait]
+impl RecordStore for PgStorage {
+    async fn create_record(
+        &self,
+        c: &CollectionRow,
+        r: &RecordRow,
+        idempotent: Option<&IdempotentAnswer>,
+    ) -> StorageResult<()> {
+        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
+        check_collection(&mut tx, c.id, c.version).await?;
+        if let Some(i) = idempotent {
+            let stored = sqlx::query(
+                "INSERT INTO idempotency (token_id, key, fingerprint, status, headers, body, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (token_id, key) DO NOTHING",
+            )
+            .bind(&i.token_id)
+            .bind(&i.key)
+            .bind(&i.response.fingerprint)
+            .bind(i.response.status as i64)
+            .bind(json_text(&i.response.headers))
+            .bind(&i.response.body)
+            .bind(i.at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if stored.rows_affected() == 0 {
+                return Err(StorageError::Conflict(Conflict::IdempotencyKeyTaken));
+            }
+        }
+        insert_record(&mut tx, c.id, &c.unique, r).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_record(&self, collection_id: i64, id: &str) -> StorageResult<Option<RecordRow>> {
+        let row = sqlx::query("SELECT * FROM records WHERE collection_id = $1 AND id = $2")
+            .bind(collection_id)
+            .bind(id)
+            .fetch_optional(self.pool()?)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    async fn update_record(
+        &self,
+        c: &CollectionRow,
+        r: &RecordRow,
+        expected_version: i64,
+    ) -> StorageResult<()> {
+        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
+        check_collection(&mut tx, c.id, c.version).await?;
+        let res = sqlx::query(
+            "UPDATE records SET data = $1, version = $2, updated_at = $3 WHERE collection_id = $4 AND id = $5 AND version = $6",
+        )
+        .bind(json_text(&r.data))
+        .bind(r.version)
+        .bind(r.updated_at)
+        .bind(c.id)
+        .bind(&r.id)
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StorageError::VersionMismatch);
+        }
+        sqlx::query("DELETE FROM unique_values WHERE collection_id = $1 AND record_id = $2")
+            .bind(c.id)
+            .bind(&r.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        insert_unique_values(&mut tx, c.id, &c.unique, r).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn delete_record(
+        &self,
+        collection_id: i64,
+        id: &str,
+        expected_version: i64,
+    ) -> StorageResult<()> {
+        // Its unique values go by the foreign key's cascade.
+        let res = sqlx::query(
+            "DELETE FROM records WHERE collection_id = $1 AND id = $2 AND version = $3",
+        )
+        .bind(collection_id)
+        .bind(id)
+        .bind(expected_version)
+        .execute(self.pool()?)
+        .await
+        .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StorageError::VersionMismatch);
+        }
+        Ok(())
+    }
+
+    async fn list_records(
+        &self,
+        collection_id: i64,
+        after: Option<&str>,
+        limit: u32,
+        filters: &[Filter],
+        max_bytes: usize,
+    ) -> StorageResult<Page> {
+        use futures_util::TryStreamExt;
+        // Only placeholders are added to the text; field names and values are bound.
+        let mut sql = String::from("SELECT * FROM records WHERE collection_id = $1");
+        let mut n = 1;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if after.is_some() {
+            sql.push_str(&format!(" AND id > ${}", next()));
+        }
+        for _ in filters {
+            let (f, text, typed) = (next(), next(), next());
+            sql.push_str(&format!(
+                " AND ((data::jsonb ->> ${f}) = ${text} OR (data::jsonb -> ${f}) = ${typed}::jsonb)"
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY id LIMIT ${}", next()));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(collection_id);
+        if let Some(a) = after {
+            q = q.bind(a);
+        }
+        for f in filters {
+            // The value as text, and as the JSON scalar it spells (number, bool).
+            let typed = match f.value.as_str() {
+                "true" | "false" => Some(f.value.clone()),
+                // Only what JSON itself calls a number (`.5` or `01` would not cast).
+                v => serde_json::from_str::<serde_json::Number>(v)
+                    .ok()
+                    .map(|n| n.to_string()),
+            };
+            q = q.bind(f.field.clone()).bind(f.value.clone()).bind(typed);
+        }
+        let pool = self.pool()?;
+        let mut rows = q.bind(limit as i64).fetch(pool);
+        let mut page = Page::default();
+        let mut bytes = 0;
+        // Rows are taken one at a time: past the byte budget, none more.
+        while let Some(row) = rows.try_next().await.map_err(db_err)? {
+            if bytes >= max_bytes {
+                page.cut_short = true;
+                break;
+            }
+            let record = record_from_row(&row)?;
+            bytes += record_size(&record);
+            page.rows.push(record);
+        }
+        Ok(page)
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for PgStorage {
+    async fn get_idempotent(
+        &self,
+        token_id: &str,
+        key: &str,
+    ) -> StorageResult<Option<StoredResponse>> {
+        let row = sqlx::query("SELECT * FROM idempotency WHERE token_id = $1 AND key = $2")
+            .bind(token_id)
+            .bind(key)
+            .fetch_optional(self.pool()?)
+            .await
+            .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let headers: String = col(&row, "headers")?;
+        let status: i64 = col(&row, "status")?;
+        Ok(Some(StoredResponse {
+            fingerprint: col(&row, "fingerprint")?,
+            status: status as u16,
+            headers: parse_json(&headers)?,
+            body: col(&row, "body")?,
+        }))
+    }
+}
