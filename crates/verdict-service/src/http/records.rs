@@ -23,7 +23,8 @@ use crate::http::fail::{Fail, Reply};
 use crate::http::representation::{tagged, validators_of};
 use crate::http::resolve::{gone, reload, resolve};
 use crate::model::records::{
-    merge_patch, record_json, valid_id, RecordJson, ID_RULE, MAX_PAGE_BYTES, WRITE_ATTEMPTS,
+    merge_patch, record_json, valid_field_name, valid_id, RecordJson, ID_RULE, MAX_PAGE_BYTES,
+    WRITE_ATTEMPTS,
 };
 use crate::model::time::now_ms;
 use crate::state::AppState;
@@ -430,13 +431,6 @@ struct ListQuery {
     filters: Vec<Filter>,
 }
 
-fn field_name_ok(f: &str) -> bool {
-    !f.is_empty()
-        && f.len() <= 128
-        && f.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 fn parse_list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery {
         limit: DEFAULT_LIMIT,
@@ -468,7 +462,7 @@ fn parse_list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
                 }
                 q.after = Some(v);
             }
-            field if field_name_ok(field) => q.filters.push(Filter {
+            field if valid_field_name(field) => q.filters.push(Filter {
                 field: field.to_string(),
                 value: v,
             }),
@@ -560,7 +554,7 @@ pub async fn lookup(State(st): State<AppState>, Path(name): Path<String>, uri: U
         )
         .into());
     };
-    if !field_name_ok(field) {
+    if !valid_field_name(field) {
         return Err(ApiError::invalid_query(
             field,
             "is not a field name (letters, digits, `_`, `-`)",

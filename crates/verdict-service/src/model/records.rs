@@ -19,15 +19,32 @@ pub const MAX_PAGE_BYTES: usize = 4 << 20;
 pub const ID_RULE: &str =
     "must be 1 to 128 characters: letters, digits, `_`, `-` or `.`, and not `.` or `..`";
 
+/// [`valid_id`] as a regular expression, for the OpenAPI document, which
+/// also refuses `.` and `..` (a test checks the two agree).
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_.-]{1,128}$";
+
+/// Ids the pattern lets through that are still refused.
+pub const DOT_IDS: [&str; 2] = [".", ".."];
+
 /// Whether `id` may name a record (`.` and `..` would make a `Location`
 /// that clients resolve to another path).
 pub fn valid_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
-        && id != "."
-        && id != ".."
+        && !DOT_IDS.contains(&id)
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+/// What a field name in a filter or lookup may be, as a regular expression
+/// for the OpenAPI document (a test checks it agrees with [`valid_field_name`]).
+pub const FIELD_PATTERN: &str = "^[A-Za-z0-9_-]{1,128}$";
+
+/// Whether `f` may name a field in a filter or lookup.
+pub fn valid_field_name(f: &str) -> bool {
+    (1..=128).contains(&f.len())
+        && f.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// How often a write is re-applied after losing a race to another writer.
@@ -87,5 +104,29 @@ impl Serialize for RecordJson<'_> {
             map.serialize_entry(k, v)?;
         }
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pattern_and_the_validator_agree() {
+        let pattern = regex::Regex::new(ID_PATTERN).unwrap();
+        let field = regex::Regex::new(FIELD_PATTERN).unwrap();
+        let alphabet = ["a", "Z", "0", "_", "-", ".", "/", "é", " ", "%"];
+        let mut samples: Vec<String> = vec![String::new(), "a".repeat(128), "a".repeat(129)];
+        for x in alphabet {
+            samples.push(x.to_string());
+            for y in alphabet {
+                samples.push(format!("{x}{y}"));
+            }
+        }
+        for s in samples {
+            let by_pattern = pattern.is_match(&s) && !DOT_IDS.contains(&s.as_str());
+            assert_eq!(valid_id(&s), by_pattern, "{s:?}");
+            assert_eq!(valid_field_name(&s), field.is_match(&s), "{s:?}");
+        }
     }
 }

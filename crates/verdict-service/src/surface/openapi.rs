@@ -14,6 +14,8 @@ use serde_json::{json, Map, Value};
 use verdict::status;
 use verdict::{ErrorFormat, Preset, Situation};
 
+use crate::model::collections::NAME_PATTERN;
+use crate::model::records::{DOT_IDS, FIELD_PATTERN, ID_PATTERN};
 use crate::surface::{Access, Operation, RequestBody, OPERATIONS};
 
 /// Statuses any operation may send: bad header or query, Accept, failure,
@@ -75,22 +77,22 @@ fn schemas() -> Value {
         "RecordData": {"type": "object", "description": "The record's fields (`id`, `created_at` and `updated_at` are ignored).",
             "additionalProperties": true},
         "NewRecord": {"type": "object", "description": "The record's fields, and optionally its `id`.",
-            "properties": {"id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}},
+            "properties": {"id": {"type": "string", "pattern": ID_PATTERN, "not": {"enum": DOT_IDS}}},
             "additionalProperties": true},
         "NewToken": {"type": "object", "additionalProperties": false, "required": ["scopes"],
             "properties": {
                 "scopes": {"type": "array", "minItems": 1, "items": {"enum": ["read", "write", "admin"]}},
-                "collections": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"}},
+                "collections": {"type": ["array", "null"], "items": {"type": "string", "pattern": NAME_PATTERN}},
                 "rate_limit": {"type": ["object", "null"], "additionalProperties": false, "required": ["requests", "per_seconds"],
                     "properties": {"requests": {"type": "integer", "minimum": 1, "maximum": 4294967295u64},
                         "per_seconds": {"type": "integer", "minimum": 1, "maximum": 4294967295u64}}},
                 "write_quota": {"type": ["integer", "null"], "minimum": 0, "maximum": 4294967295u64}}},
         "NewCollection": {"type": "object", "additionalProperties": false, "required": ["name"],
-            "properties": {"name": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"},
+            "properties": {"name": {"type": "string", "pattern": NAME_PATTERN},
                 "schema": {"type": ["object", "boolean", "null"]},
                 "unique": {"type": ["array", "null"], "items": unique_field.clone()}}},
         "CollectionPatch": {"type": "object", "additionalProperties": false,
-            "properties": {"name": {"type": ["string", "null"], "pattern": "^[a-z][a-z0-9_-]{0,63}$"},
+            "properties": {"name": {"type": ["string", "null"], "pattern": NAME_PATTERN},
                 "schema": {"type": ["object", "boolean", "null"]},
                 "unique": {"type": ["array", "null"], "items": unique_field.clone()}}},
         "Batch": {"type": "object", "additionalProperties": false, "required": ["operations"],
@@ -190,12 +192,12 @@ fn parameters(op: &Operation) -> Vec<Value> {
         "list_records" => {
             ps.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}));
             ps.push(json!({"name": "cursor", "in": "query", "description": "`next_cursor` of the previous page",
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}}));
+                "schema": {"type": "string", "pattern": ID_PATTERN}}));
         }
         "lookup" => ps.push(json!({"name": "match", "in": "query", "required": true,
             "description": "exactly one `field=value`", "style": "form", "explode": true,
             "schema": {"type": "object", "minProperties": 1, "maxProperties": 1,
-                "propertyNames": {"pattern": "^[A-Za-z0-9_-]{1,128}$"},
+                "propertyNames": {"pattern": FIELD_PATTERN},
                 "additionalProperties": {"type": "string"}}})),
         "delete_collection" => {
             ps.push(json!({"name": "force", "in": "query", "schema": {"enum": ["true", "false"]}}))
