@@ -12,6 +12,7 @@ use verdict::{ErrorFormat, Preset};
 #[derive(Debug, Parser)]
 #[command(name = "verdict", version, about)]
 pub struct Cli {
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }

@@ -11,14 +11,19 @@ use crate::storage::Stores;
 /// Shared state of one server.
 #[derive(Clone)]
 pub struct AppState {
+    /// The stores (tokens and collections behind the cache).
     pub storage: Stores,
+    /// The command line it was started with.
     pub config: Arc<ServeArgs>,
+    /// The preset it answers under (`--preset`).
     pub preset: Preset,
+    /// This instance's maintenance mode, which the contract's layer answers 503 from.
     pub maintenance: MaintenanceSwitch,
     /// Limits, quotas, locks and maintenance, shared across instances with `--shared`.
     pub shared: Arc<crate::cluster::Shared>,
     /// Compiled schemas, and the bound on validations off the async threads.
     pub schemas: Arc<crate::validation::Schemas>,
+    /// Wakes the job worker when a job is queued (it also polls every second).
     pub jobs: Arc<tokio::sync::Notify>,
     /// The whole service, for batch operations (set once it is built).
     pub app: Arc<OnceLock<verdict::ContractService>>,

@@ -16,6 +16,7 @@ use crate::storage::{StorageError, Stores, TokenRow};
 
 /// Resolves tokens against storage.
 pub struct TokenAuthenticator {
+    /// Where the tokens are looked up.
     pub storage: Stores,
 }
 

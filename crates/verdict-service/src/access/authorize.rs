@@ -21,8 +21,11 @@ fn collection_of<'a>(operation_path: &str, path: &'a str) -> Option<&'a str> {
 
 /// The service's authorizer.
 pub struct ServiceAuthorizer {
+    /// Where the daily write quotas are counted (across instances with `--shared`).
     pub shared: std::sync::Arc<crate::cluster::Shared>,
+    /// Where the collections a path names are looked up, to check grants by id.
     pub storage: crate::storage::Stores,
+    /// The realm its 403s name in their `WWW-Authenticate` challenge.
     pub realm: String,
 }
 

@@ -335,11 +335,19 @@ impl KeyLocks {
 
 /// A held idempotency lock.
 pub enum LockGuard {
+    /// This instance's own lock of the key (not shared, or Redis away with
+    /// `--shared-unavailable local`), released on drop.
     Local(tokio::sync::OwnedMutexGuard<()>),
+    /// A lock in Redis (it expires by itself after 30 s), released on drop
+    /// if still ours.
     Redis {
+        /// The connection to release it with.
         conn: ConnectionManager,
+        /// The Redis key locked (under the `--shared-prefix`).
         key: String,
+        /// The random value this holder set, so it releases only its own lock.
         token: String,
+        /// The script that deletes the key if it still holds `token`.
         unlock: Script,
     },
 }

@@ -42,6 +42,7 @@ struct OpResult {
     error: Option<Value>,
 }
 
+/// The body of `POST /v1/batch`: the operations to run, in order.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
@@ -50,7 +51,7 @@ pub struct Batch {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Operation {
+pub(crate) struct Operation {
     method: String,
     path: String,
     body: Option<Value>,

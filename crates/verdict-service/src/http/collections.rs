@@ -23,6 +23,8 @@ use crate::model::tokens::Grants;
 use crate::state::AppState;
 use crate::storage::{CollectionChange, CollectionRow, StorageError};
 
+/// The body of `POST /v1/collections`: a name, and optionally a JSON Schema
+/// and unique fields.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCollection {
@@ -109,7 +111,7 @@ pub async fn show(State(st): State<AppState>, Path(name): Path<String>, uri: Uri
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CollectionPatch {
+pub(crate) struct CollectionPatch {
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
     schema: Option<Option<Value>>,
@@ -179,6 +181,8 @@ pub async fn change(
     .into())
 }
 
+/// The query of `DELETE /v1/collections/{c}`: `force=true` deletes a
+/// collection that still has records.
 #[derive(Deserialize)]
 pub struct DeleteQuery {
     force: Option<String>,

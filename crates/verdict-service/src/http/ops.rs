@@ -68,6 +68,8 @@ pub async fn openapi(State(st): State<AppState>) -> impl IntoResponse {
     axum::Json(crate::surface::openapi::document(&st.preset))
 }
 
+/// The body of `PUT /v1/admin/maintenance`: on or off, and while on the
+/// `Retry-After` to announce (60 s when not given).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Maintenance {

@@ -35,6 +35,8 @@ fn token_json(t: &TokenRow, names: &HashMap<i64, String>) -> Value {
     })
 }
 
+/// The body of `POST /v1/tokens`: its scopes, and optionally the collections
+/// it may use, a rate limit and a daily write quota.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
@@ -47,7 +49,7 @@ pub struct NewToken {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewRateLimit {
+pub(crate) struct NewRateLimit {
     #[serde(deserialize_with = "crate::http::integer::u32")]
     requests: u32,
     #[serde(deserialize_with = "crate::http::integer::u32")]

@@ -98,8 +98,12 @@ pub type StorageResult<T> = Result<T, StorageError>;
 /// A token as stored: the secret only as a hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRow {
+    /// Its id: the part of a presented token before the `.` (`admin` for the
+    /// bootstrap token, which is presented as its bare secret).
     pub id: String,
+    /// The SHA-256 of its secret (32 bytes); the secret itself is never stored.
     pub secret_hash: Vec<u8>,
+    /// Its scopes: `read`, `write`, `admin`.
     pub scopes: Vec<String>,
     /// The ids of the collections it may use; `None`: every collection.
     pub collections: Option<Vec<i64>>,
@@ -107,7 +111,9 @@ pub struct TokenRow {
     pub rate_limit: Option<(u32, u32)>,
     /// Writes allowed per UTC day.
     pub write_quota: Option<u32>,
+    /// When it was created, in milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// When it was revoked, in milliseconds since the Unix epoch; `None`: not revoked.
     pub revoked_at: Option<i64>,
 }
 
@@ -118,20 +124,30 @@ pub struct CollectionRow {
     pub id: i64,
     /// Bumped by every change (compare-and-swap).
     pub version: i64,
+    /// Its current name, unique among collections.
     pub name: String,
+    /// The JSON Schema its records must match; `None`: any JSON object.
     pub schema: Option<Value>,
+    /// The fields whose values no two of its records may share (empty: none).
     pub unique: Vec<String>,
+    /// When it was created, in milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// When it last changed, in milliseconds since the Unix epoch.
     pub updated_at: i64,
 }
 
 /// A record: its data, and the metadata the server keeps.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordRow {
+    /// Its id, unique within its collection: the client's, or one the server made.
     pub id: String,
+    /// Its fields, without the ones the server keeps (`id`, `created_at`, `updated_at`).
     pub data: Map<String, Value>,
+    /// 1 when created, bumped by every update (compare-and-swap).
     pub version: i64,
+    /// When it was created, in milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// When it last changed, in milliseconds since the Unix epoch (strictly later on each update).
     pub updated_at: i64,
 }
 
@@ -144,19 +160,23 @@ pub struct CollectionChange {
     pub schema: Option<Option<Value>>,
     /// Replace the unique fields.
     pub unique: Option<Vec<String>>,
+    /// The collection's new `updated_at`, in milliseconds since the Unix epoch.
     pub updated_at: i64,
 }
 
 /// A filter on a list: `field` equals `value` (typed as JSON when it parses).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Filter {
+    /// A top-level field of the records' data.
     pub field: String,
+    /// The value, as the query gave it.
     pub value: String,
 }
 
 /// A page of records.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Page {
+    /// The records, in id order.
     pub rows: Vec<RecordRow>,
     /// The page stopped early at its byte budget: more may follow the last row.
     pub cut_short: bool,
@@ -165,32 +185,48 @@ pub struct Page {
 /// What a record write keeps for its `Idempotency-Key`, in the same transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotentAnswer {
+    /// The token that sent the request (a key is the token's own).
     pub token_id: String,
+    /// The request's `Idempotency-Key`.
     pub key: String,
+    /// The answer to replay to a retry.
     pub response: StoredResponse,
+    /// When it was stored, in milliseconds since the Unix epoch.
     pub at: i64,
 }
 
 /// A response kept for an `Idempotency-Key`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredResponse {
+    /// What the request was (base64url SHA-256 of its path and body): a retry
+    /// with the same key and another fingerprint is refused.
     pub fingerprint: String,
+    /// The HTTP status.
     pub status: u16,
+    /// The headers to send again, as (name, value).
     pub headers: Vec<(String, String)>,
+    /// The body (empty when the answer had none).
     pub body: Vec<u8>,
 }
 
 /// The state of a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobState {
+    /// Waiting for a worker to claim it.
     Queued,
+    /// Claimed by a worker, under a lease that its progress renews.
     Running,
+    /// Done; its result is stored.
     Succeeded,
+    /// Stopped by an error ([`JobRow::error`] says why).
     Failed,
+    /// Cancelled before it finished.
     Cancelled,
 }
 
 impl JobState {
+    /// Its name, as stored and shown: `queued`, `running`, `succeeded`,
+    /// `failed`, `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
@@ -201,6 +237,7 @@ impl JobState {
         }
     }
 
+    /// The state [`JobState::as_str`] names `s`; `None` for any other text.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "queued" => JobState::Queued,
@@ -224,24 +261,33 @@ impl JobState {
 /// An export or import job (its state; the input and result are read apart).
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobRow {
+    /// Its id (a UUIDv7, as 32 hex digits).
     pub id: String,
+    /// `export` or `import`.
     pub kind: String,
     /// The collection's id; `None` once the collection was deleted.
     pub collection_id: Option<i64>,
     /// The collection's name when the job was created.
     pub collection: String,
+    /// The id of the token that created it.
     pub token_id: String,
+    /// Where it is.
     pub state: JobState,
     /// Export: records written; import: input lines gone through.
     pub processed: i64,
+    /// Import: the input's lines (blank ones counted); `None` for an export.
     pub total: Option<i64>,
     /// Import: records created, and lines that failed.
     pub imported: i64,
+    /// Import: lines that failed (every one, even past [`MAX_KEPT_FAILURES`]).
     pub failed: i64,
     /// Bytes of the input (an import's NDJSON), counted against the token's queue.
     pub input_bytes: i64,
+    /// Why it failed; `None` unless it failed.
     pub error: Option<String>,
+    /// When it was queued, in milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// When its state or progress last changed, in milliseconds since the Unix epoch.
     pub updated_at: i64,
 }
 
@@ -258,7 +304,9 @@ pub struct LineFailure {
 /// the job's progress, so a resumed import starts exactly where this left off.
 #[derive(Clone, Debug)]
 pub struct ImportStep {
+    /// The job's id.
     pub job_id: String,
+    /// The worker holding the job's lease: the write commits only while it still does.
     pub owner: String,
     /// The collection the records were checked against.
     pub collection: CollectionRow,
@@ -268,21 +316,28 @@ pub struct ImportStep {
     pub failures: Vec<LineFailure>,
     /// The input lines gone through after this step.
     pub processed: i64,
+    /// The lease's new end, in milliseconds since the Unix epoch.
     pub lease_until: i64,
+    /// Now, in milliseconds since the Unix epoch (the job's new `updated_at`).
     pub now: i64,
 }
 
 /// One chunk of an export: records as comma-separated JSON objects.
 #[derive(Clone, Copy, Debug)]
 pub struct ExportChunk<'a> {
+    /// The job's id.
     pub job_id: &'a str,
+    /// The worker holding the job's lease: the write commits only while it still does.
     pub owner: &'a str,
     /// Its place among the job's chunks, from 0.
     pub seq: i64,
+    /// The records, as comma-separated JSON objects.
     pub chunk: &'a [u8],
     /// Records written so far, this chunk's included.
     pub processed: i64,
+    /// The lease's new end, in milliseconds since the Unix epoch.
     pub lease_until: i64,
+    /// Now, in milliseconds since the Unix epoch (the job's new `updated_at`).
     pub now: i64,
 }
 
@@ -302,10 +357,13 @@ pub trait Health: Send + Sync + 'static {
 /// Bearer tokens (their secrets hashed).
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
+    /// Stores a new token.
     async fn insert_token(&self, token: &TokenRow) -> StorageResult<()>;
     /// Inserts or replaces (the bootstrap admin token when `--admin-token` changes).
     async fn upsert_token(&self, token: &TokenRow) -> StorageResult<()>;
+    /// The token with this id, revoked or not; `None` if there is none.
     async fn get_token(&self, id: &str) -> StorageResult<Option<TokenRow>>;
+    /// Every token, revoked ones included, oldest first.
     async fn list_tokens(&self) -> StorageResult<Vec<TokenRow>>;
     /// Marks a token revoked; `NotFound` if it does not exist or already is.
     async fn revoke_token(&self, id: &str, at: i64) -> StorageResult<()>;
@@ -316,8 +374,12 @@ pub trait TokenStore: Send + Sync + 'static {
 pub trait CollectionStore: Send + Sync + 'static {
     /// Creates a collection (its `id` and `version` are assigned); the row as stored.
     async fn create_collection(&self, collection: &CollectionRow) -> StorageResult<CollectionRow>;
+    /// The collection named `name` now (aliases are not followed: see
+    /// [`CollectionStore::resolve_alias`]).
     async fn get_collection(&self, name: &str) -> StorageResult<Option<CollectionRow>>;
+    /// The collection with this id, whatever its name now.
     async fn get_collection_by_id(&self, id: i64) -> StorageResult<Option<CollectionRow>>;
+    /// Every collection, by name.
     async fn list_collections(&self) -> StorageResult<Vec<CollectionRow>>;
     /// Applies `change` if the collection is still `expected_version`
     /// (`VersionMismatch` if not, `NotFound` if it is gone); a rename leaves
@@ -354,6 +416,7 @@ pub trait RecordStore: Send + Sync + 'static {
         record: &RecordRow,
         idempotent: Option<&IdempotentAnswer>,
     ) -> StorageResult<()>;
+    /// The record `id` of the collection `collection_id`, if it exists.
     async fn get_record(&self, collection_id: i64, id: &str) -> StorageResult<Option<RecordRow>>;
     /// Replaces a record whose version is still `expected_version`, if
     /// `collection` is still that version.
@@ -386,6 +449,7 @@ pub trait RecordStore: Send + Sync + 'static {
 /// The stored answers of idempotent creates (`Idempotency-Key`).
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync + 'static {
+    /// The response stored for the key `key` of the token `token_id`, if any.
     async fn get_idempotent(
         &self,
         token_id: &str,
@@ -404,6 +468,7 @@ pub trait JobStore: Send + Sync + 'static {
         input: Option<&[u8]>,
         max_queued_bytes: i64,
     ) -> StorageResult<()>;
+    /// The job `id` (its state, not its input or result), if it exists.
     async fn get_job(&self, id: &str) -> StorageResult<Option<JobRow>>;
     /// An import's input.
     async fn job_input(&self, id: &str) -> StorageResult<Option<Vec<u8>>>;
@@ -471,11 +536,17 @@ impl<T> Backend for T where
 /// wraps only the ones it changes.
 #[derive(Clone)]
 pub struct Stores {
+    /// Whether the store answers.
     pub health: Arc<dyn Health>,
+    /// Bearer tokens (read through the cache once [`Stores::cached`]).
     pub tokens: Arc<dyn TokenStore>,
+    /// Collections and their aliases (read through the cache once [`Stores::cached`]).
     pub collections: Arc<dyn CollectionStore>,
+    /// Records, with their unique values and idempotent answers.
     pub records: Arc<dyn RecordStore>,
+    /// The stored answers of idempotent creates.
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Export and import jobs.
     pub jobs: Arc<dyn JobStore>,
 }
 

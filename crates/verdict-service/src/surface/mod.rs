@@ -21,6 +21,7 @@ pub enum Access {
 /// What an operation's request body is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestBody {
+    /// No body.
     None,
     /// `application/json` with the named schema.
     Json(&'static str),
@@ -33,15 +34,21 @@ pub enum RequestBody {
 /// One operation of the surface.
 #[derive(Clone, Copy, Debug)]
 pub struct Operation {
+    /// The HTTP method, in capitals (`GET`).
     pub method: &'static str,
+    /// The path template, with `{name}` for each parameter (`/v1/collections/{c}`).
     pub path: &'static str,
+    /// Its `operationId`, unique in the table: the router picks the handler by it.
     pub id: &'static str,
+    /// One line for the OpenAPI document.
     pub summary: &'static str,
+    /// Who may call it.
     pub access: Access,
     /// Statuses of success (and redirection) it answers with.
     pub ok: &'static [u16],
     /// Error statuses of its own, beyond those every operation may send.
     pub errors: &'static [u16],
+    /// What its request body is.
     pub body: RequestBody,
     /// Representations of its success responses.
     pub produces: &'static [&'static str],
