@@ -6,14 +6,15 @@ use super::*;
 #[async_trait]
 impl CollectionStore for PgStorage {
     async fn create_collection(&self, c: &CollectionRow) -> StorageResult<CollectionRow> {
-        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         // A live alias holds its old name: creating it would shadow the redirect.
-        sqlx::query("DELETE FROM aliases WHERE old_name = $1 AND until <= $2")
-            .bind(&c.name)
-            .bind(c.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        execute(
+            &mut *tx,
+            sqlx::query("DELETE FROM aliases WHERE old_name = $1 AND until <= $2")
+                .bind(&c.name)
+                .bind(c.created_at),
+        )
+        .await?;
         let alias = sqlx::query("SELECT 1 FROM aliases WHERE old_name = $1")
             .bind(&c.name)
             .fetch_optional(&mut *tx)
@@ -40,34 +41,35 @@ impl CollectionStore for PgStorage {
             }
             Err(e) => return Err(db_err(e)),
         };
-        tx.commit().await.map_err(db_err)?;
+        commit(tx).await?;
         Ok(created)
     }
 
     async fn get_collection(&self, name: &str) -> StorageResult<Option<CollectionRow>> {
-        let row = sqlx::query("SELECT * FROM collections WHERE name = $1")
-            .bind(name)
-            .fetch_optional(self.pool()?)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(collection_from_row).transpose()
+        fetch_opt(
+            self.pool()?,
+            sqlx::query("SELECT * FROM collections WHERE name = $1").bind(name),
+            collection_from_row,
+        )
+        .await
     }
 
     async fn get_collection_by_id(&self, id: i64) -> StorageResult<Option<CollectionRow>> {
-        let row = sqlx::query("SELECT * FROM collections WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool()?)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(collection_from_row).transpose()
+        fetch_opt(
+            self.pool()?,
+            sqlx::query("SELECT * FROM collections WHERE id = $1").bind(id),
+            collection_from_row,
+        )
+        .await
     }
 
     async fn list_collections(&self) -> StorageResult<Vec<CollectionRow>> {
-        let rows = sqlx::query("SELECT * FROM collections ORDER BY name")
-            .fetch_all(self.pool()?)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(collection_from_row).collect()
+        fetch_all(
+            self.pool()?,
+            sqlx::query("SELECT * FROM collections ORDER BY name"),
+            collection_from_row,
+        )
+        .await
     }
 
     async fn update_collection(
@@ -76,7 +78,7 @@ impl CollectionStore for PgStorage {
         expected_version: i64,
         change: &CollectionChange,
     ) -> StorageResult<CollectionRow> {
-        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query("SELECT * FROM collections WHERE id = $1 FOR UPDATE")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -95,11 +97,11 @@ impl CollectionStore for PgStorage {
         if let Some(unique) = &change.unique {
             if unique != &current.unique {
                 // Rebuild the unique index from the records; a duplicate is a 409.
-                sqlx::query("DELETE FROM unique_values WHERE collection_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                execute(
+                    &mut *tx,
+                    sqlx::query("DELETE FROM unique_values WHERE collection_id = $1").bind(id),
+                )
+                .await?;
                 current.unique = unique.clone();
                 let rows = sqlx::query("SELECT * FROM records WHERE collection_id = $1")
                     .bind(id)
@@ -126,21 +128,18 @@ impl CollectionStore for PgStorage {
             if taken.is_some() {
                 return Err(StorageError::Conflict(Conflict::CollectionExists));
             }
-            sqlx::query(
+            execute(&mut *tx, sqlx::query(
                 "INSERT INTO aliases (old_name, collection_id, until) VALUES ($1, $2, $3)
                  ON CONFLICT (old_name) DO UPDATE SET collection_id = excluded.collection_id, until = excluded.until",
             )
             .bind(&current.name)
             .bind(id)
-            .bind(until)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            sqlx::query("DELETE FROM aliases WHERE old_name = $1")
-                .bind(new_name)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            .bind(until)).await?;
+            execute(
+                &mut *tx,
+                sqlx::query("DELETE FROM aliases WHERE old_name = $1").bind(new_name),
+            )
+            .await?;
             current.name = new_name.clone();
         }
         current.updated_at = change.updated_at;
@@ -163,12 +162,12 @@ impl CollectionStore for PgStorage {
             }
             Err(e) => return Err(db_err(e)),
         }
-        tx.commit().await.map_err(db_err)?;
+        commit(tx).await?;
         Ok(current)
     }
 
     async fn delete_collection(&self, id: i64, force: bool, now: i64) -> StorageResult<()> {
-        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         let exists = sqlx::query("SELECT 1 FROM collections WHERE id = $1 FOR UPDATE")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -186,37 +185,28 @@ impl CollectionStore for PgStorage {
             return Err(StorageError::Conflict(Conflict::NotEmpty));
         }
         // Finished jobs described data that is gone; running ones stop and say why.
-        sqlx::query(
+        execute(&mut *tx, sqlx::query(
             "DELETE FROM jobs WHERE collection_id = $1 AND state IN ('succeeded', 'failed', 'cancelled')",
         )
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        sqlx::query(
+        .bind(id)).await?;
+        execute(&mut *tx, sqlx::query(
             "UPDATE jobs SET state = 'failed', error = 'the collection was deleted while the job was waiting or running',
                updated_at = $2, lease_owner = NULL, lease_until = NULL
              WHERE collection_id = $1 AND state IN ('queued', 'running')",
         )
         .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        sqlx::query(
+        .bind(now)).await?;
+        execute(&mut *tx, sqlx::query(
             "DELETE FROM job_inputs WHERE job_id IN (SELECT id FROM jobs WHERE collection_id = $1)",
         )
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .bind(id)).await?;
         // Records, their unique values and aliases go by the foreign keys' cascade.
-        sqlx::query("DELETE FROM collections WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        execute(
+            &mut *tx,
+            sqlx::query("DELETE FROM collections WHERE id = $1").bind(id),
+        )
+        .await?;
+        commit(tx).await
     }
 
     async fn resolve_alias(
@@ -224,15 +214,16 @@ impl CollectionStore for PgStorage {
         old_name: &str,
         now: i64,
     ) -> StorageResult<Option<CollectionRow>> {
-        let row = sqlx::query(
-            "SELECT c.* FROM aliases a JOIN collections c ON c.id = a.collection_id
+        fetch_opt(
+            self.pool()?,
+            sqlx::query(
+                "SELECT c.* FROM aliases a JOIN collections c ON c.id = a.collection_id
              WHERE a.old_name = $1 AND a.until > $2",
+            )
+            .bind(old_name)
+            .bind(now),
+            collection_from_row,
         )
-        .bind(old_name)
-        .bind(now)
-        .fetch_optional(self.pool()?)
         .await
-        .map_err(db_err)?;
-        row.as_ref().map(collection_from_row).transpose()
     }
 }

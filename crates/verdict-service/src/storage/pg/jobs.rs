@@ -24,14 +24,15 @@ impl JobStore for PgStorage {
         input: Option<&[u8]>,
         max_queued_bytes: i64,
     ) -> StorageResult<()> {
-        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         if j.input_bytes > 0 {
             // One token's queue is checked and grown one request at a time.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(format!("verdict-job-queue:{}", j.token_id))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            execute(
+                &mut *tx,
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(format!("verdict-job-queue:{}", j.token_id)),
+            )
+            .await?;
             let queued: i64 = sqlx::query(
                 "SELECT COALESCE(SUM(input_bytes), 0)::BIGINT AS queued FROM jobs
                  WHERE token_id = $1 AND state IN ('queued', 'running')",
@@ -45,7 +46,7 @@ impl JobStore for PgStorage {
                 return Err(StorageError::Conflict(Conflict::ImportQueueFull { queued }));
             }
         }
-        sqlx::query(
+        execute(&mut *tx, sqlx::query(
             "INSERT INTO jobs (id, kind, collection_id, collection, token_id, state, processed, total, input_bytes, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
@@ -59,32 +60,31 @@ impl JobStore for PgStorage {
         .bind(j.total)
         .bind(j.input_bytes)
         .bind(j.created_at)
-        .bind(j.updated_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .bind(j.updated_at)).await?;
         if let Some(data) = input {
-            sqlx::query("INSERT INTO job_inputs (job_id, data) VALUES ($1, $2)")
-                .bind(&j.id)
-                .bind(data)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            execute(
+                &mut *tx,
+                sqlx::query("INSERT INTO job_inputs (job_id, data) VALUES ($1, $2)")
+                    .bind(&j.id)
+                    .bind(data),
+            )
+            .await?;
         }
-        tx.commit().await.map_err(db_err)
+        commit(tx).await
     }
 
     async fn get_job(&self, id: &str) -> StorageResult<Option<JobRow>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.pool()?)
+        fetch_opt(
+            self.pool()?,
+            sqlx::query(concat!(
+                "SELECT ",
+                job_columns!(),
+                " FROM jobs WHERE id = $1"
+            ))
+            .bind(id),
+            job_from_row,
+        )
         .await
-        .map_err(db_err)?;
-        row.as_ref().map(job_from_row).transpose()
     }
 
     async fn job_input(&self, id: &str) -> StorageResult<Option<Vec<u8>>> {
@@ -153,7 +153,7 @@ impl JobStore for PgStorage {
         // SKIP LOCKED: concurrent claimers on other instances pass over a row
         // being claimed instead of waiting for it, and never get the same job.
         // Fair between tokens: the token with the fewest jobs running goes first.
-        let row = sqlx::query(concat!(
+        fetch_opt(self.pool()?, sqlx::query(concat!(
             "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, updated_at = $3
              WHERE id = (SELECT w.id FROM jobs w
                          CROSS JOIN LATERAL (SELECT COUNT(*) AS n FROM jobs r
@@ -168,11 +168,7 @@ impl JobStore for PgStorage {
         .bind(owner)
         .bind(lease_until)
         .bind(now)
-        .bind(i64::from(per_token))
-        .fetch_optional(self.pool()?)
-        .await
-        .map_err(db_err)?;
-        row.as_ref().map(job_from_row).transpose()
+        .bind(i64::from(per_token)), job_from_row).await
     }
 
     async fn job_progress(
@@ -183,19 +179,20 @@ impl JobStore for PgStorage {
         lease_until: i64,
         now: i64,
     ) -> StorageResult<()> {
-        let r = sqlx::query(
-            "UPDATE jobs SET processed = $1, lease_until = $2, updated_at = $3
+        let r = execute(
+            self.pool()?,
+            sqlx::query(
+                "UPDATE jobs SET processed = $1, lease_until = $2, updated_at = $3
              WHERE id = $4 AND lease_owner = $5 AND state = 'running'",
+            )
+            .bind(processed)
+            .bind(lease_until)
+            .bind(now)
+            .bind(id)
+            .bind(owner),
         )
-        .bind(processed)
-        .bind(lease_until)
-        .bind(now)
-        .bind(id)
-        .bind(owner)
-        .execute(self.pool()?)
-        .await
-        .map_err(db_err)?;
-        if r.rows_affected() == 0 {
+        .await?;
+        if r == 0 {
             return Err(StorageError::NotFound);
         }
         Ok(())
@@ -204,33 +201,35 @@ impl JobStore for PgStorage {
     async fn export_chunk(&self, c: &ExportChunk<'_>) -> StorageResult<()> {
         let (id, owner, seq, chunk) = (c.job_id, c.owner, c.seq, c.chunk);
         let (processed, lease_until, now) = (c.processed, c.lease_until, c.now);
-        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         owns_job(&mut tx, id, owner).await?;
         if seq == 0 {
-            sqlx::query("DELETE FROM job_results WHERE job_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            execute(
+                &mut *tx,
+                sqlx::query("DELETE FROM job_results WHERE job_id = $1").bind(id),
+            )
+            .await?;
         }
-        sqlx::query("INSERT INTO job_results (job_id, seq, data) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(seq)
-            .bind(chunk)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query(
-            "UPDATE jobs SET processed = $1, lease_until = $2, updated_at = $3 WHERE id = $4",
+        execute(
+            &mut *tx,
+            sqlx::query("INSERT INTO job_results (job_id, seq, data) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(seq)
+                .bind(chunk),
         )
-        .bind(processed)
-        .bind(lease_until)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        .await?;
+        execute(
+            &mut *tx,
+            sqlx::query(
+                "UPDATE jobs SET processed = $1, lease_until = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(processed)
+            .bind(lease_until)
+            .bind(now)
+            .bind(id),
+        )
+        .await?;
+        commit(tx).await
     }
 
     async fn import_step(
@@ -238,30 +237,21 @@ impl JobStore for PgStorage {
         step: &ImportStep,
         describe: DescribeConflict,
     ) -> StorageResult<()> {
-        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         owns_job(&mut tx, &step.job_id, &step.owner).await?;
         check_collection(&mut tx, step.collection.id, step.collection.version).await?;
         let mut failures = step.failures.clone();
         let mut imported = 0i64;
         for (line, record) in &step.records {
-            sqlx::query("SAVEPOINT line")
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            execute(&mut *tx, sqlx::query("SAVEPOINT line")).await?;
             match insert_record(&mut tx, step.collection.id, &step.collection.unique, record).await
             {
                 Ok(()) => {
                     imported += 1;
-                    sqlx::query("RELEASE SAVEPOINT line")
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                    execute(&mut *tx, sqlx::query("RELEASE SAVEPOINT line")).await?;
                 }
                 Err(StorageError::Conflict(c)) => {
-                    sqlx::query("ROLLBACK TO SAVEPOINT line")
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                    execute(&mut *tx, sqlx::query("ROLLBACK TO SAVEPOINT line")).await?;
                     failures.push(LineFailure {
                         line: *line,
                         errors: describe(record, &c),
@@ -281,31 +271,33 @@ impl JobStore for PgStorage {
             .iter()
             .take((MAX_KEPT_FAILURES - kept).max(0) as usize)
         {
-            sqlx::query(
-                "INSERT INTO job_failures (job_id, line, errors) VALUES ($1, $2, $3)
+            execute(
+                &mut *tx,
+                sqlx::query(
+                    "INSERT INTO job_failures (job_id, line, errors) VALUES ($1, $2, $3)
                  ON CONFLICT (job_id, line) DO NOTHING",
+                )
+                .bind(&step.job_id)
+                .bind(f.line)
+                .bind(json_text(&f.errors)),
             )
-            .bind(&step.job_id)
-            .bind(f.line)
-            .bind(json_text(&f.errors))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .await?;
         }
-        sqlx::query(
-            "UPDATE jobs SET processed = $1, imported = imported + $2, failed = failed + $3,
+        execute(
+            &mut *tx,
+            sqlx::query(
+                "UPDATE jobs SET processed = $1, imported = imported + $2, failed = failed + $3,
                lease_until = $4, updated_at = $5 WHERE id = $6",
+            )
+            .bind(step.processed)
+            .bind(imported)
+            .bind(failures.len() as i64)
+            .bind(step.lease_until)
+            .bind(step.now)
+            .bind(&step.job_id),
         )
-        .bind(step.processed)
-        .bind(imported)
-        .bind(failures.len() as i64)
-        .bind(step.lease_until)
-        .bind(step.now)
-        .bind(&step.job_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        .await?;
+        commit(tx).await
     }
 
     async fn finish_job(
@@ -317,8 +309,8 @@ impl JobStore for PgStorage {
         error: Option<&str>,
         now: i64,
     ) -> StorageResult<()> {
-        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
-        let r = sqlx::query(
+        let mut tx = self.begin().await?;
+        let r = execute(&mut *tx, sqlx::query(
             "UPDATE jobs SET state = $1, result = $2, error = $3, updated_at = $4, lease_until = NULL
              WHERE id = $5 AND lease_owner = $6 AND state = 'running'",
         )
@@ -327,23 +319,20 @@ impl JobStore for PgStorage {
         .bind(error)
         .bind(now)
         .bind(id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if r.rows_affected() == 0 {
+        .bind(owner)).await?;
+        if r == 0 {
             return Err(StorageError::NotFound);
         }
-        sqlx::query("DELETE FROM job_inputs WHERE job_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        execute(
+            &mut *tx,
+            sqlx::query("DELETE FROM job_inputs WHERE job_id = $1").bind(id),
+        )
+        .await?;
+        commit(tx).await
     }
 
     async fn cancel_job(&self, id: &str, now: i64) -> StorageResult<JobRow> {
-        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(concat!(
             "UPDATE jobs SET state = 'cancelled', updated_at = $1
              WHERE id = $2 AND state IN ('queued', 'running') RETURNING ",
@@ -365,13 +354,9 @@ impl JobStore for PgStorage {
             "DELETE FROM job_inputs WHERE job_id = $1",
             "DELETE FROM job_results WHERE job_id = $1",
         ] {
-            sqlx::query(sql)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            execute(&mut *tx, sqlx::query(sql).bind(id)).await?;
         }
-        tx.commit().await.map_err(db_err)?;
+        commit(tx).await?;
         job_from_row(&row)
     }
 }

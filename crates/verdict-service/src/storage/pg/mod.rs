@@ -5,7 +5,7 @@
 //! `FOR UPDATE SKIP LOCKED`, so any instance may take one, and a job whose
 //! instance died is taken over once its lease expires.
 //!
-//! The SQL mirrors `sqlite.rs` statement for statement (placeholders `$n`,
+//! The SQL mirrors `sqlite/` statement for statement (placeholders `$n`,
 //! JSONB operators for filters); the shared behaviour is proven by running the
 //! same service test suite against both (`VERDICT_TEST_STORAGE=postgres`).
 
@@ -103,6 +103,11 @@ impl PgStorage {
         Ok(&self.pool)
     }
 
+    /// A transaction on the pool.
+    async fn begin(&self) -> StorageResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool()?.begin().await.map_err(db_err)
+    }
+
     /// Writes a token with `sql`, whose nine placeholders take its columns in order.
     async fn write_token(&self, sql: &'static str, t: &TokenRow) -> StorageResult<()> {
         sqlx::query(sql)
@@ -136,6 +141,46 @@ where
 }
 
 rows::row_decoders!(PgRow);
+
+/// A statement with its bound parameters.
+type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+// One helper per way a statement is run, so each query reads as one
+// statement and maps its errors to the contract's in one place.
+
+/// Runs a statement; the number of rows it changed.
+async fn execute<'c>(on: impl sqlx::PgExecutor<'c>, query: Query<'_>) -> StorageResult<u64> {
+    query
+        .execute(on)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(db_err)
+}
+
+/// Commits a transaction: the write is durable once this returns `Ok`.
+async fn commit(tx: sqlx::Transaction<'_, sqlx::Postgres>) -> StorageResult<()> {
+    tx.commit().await.map_err(db_err)
+}
+
+/// The first row of a query, decoded.
+async fn fetch_opt<'c, T>(
+    on: impl sqlx::PgExecutor<'c>,
+    query: Query<'_>,
+    decode: impl Fn(&PgRow) -> StorageResult<T>,
+) -> StorageResult<Option<T>> {
+    let row = query.fetch_optional(on).await.map_err(db_err)?;
+    row.as_ref().map(decode).transpose()
+}
+
+/// Every row of a query, decoded.
+async fn fetch_all<'c, T>(
+    on: impl sqlx::PgExecutor<'c>,
+    query: Query<'_>,
+    decode: impl Fn(&PgRow) -> StorageResult<T>,
+) -> StorageResult<Vec<T>> {
+    let rows = query.fetch_all(on).await.map_err(db_err)?;
+    rows.iter().map(decode).collect()
+}
 
 #[async_trait]
 impl Health for PgStorage {

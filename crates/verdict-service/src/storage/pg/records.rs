@@ -92,10 +92,10 @@ impl RecordStore for PgStorage {
         r: &RecordRow,
         idempotent: Option<&IdempotentAnswer>,
     ) -> StorageResult<()> {
-        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         check_collection(&mut tx, c.id, c.version).await?;
         if let Some(i) = idempotent {
-            let stored = sqlx::query(
+            let stored = execute(&mut *tx, sqlx::query(
                 "INSERT INTO idempotency (token_id, key, fingerprint, status, headers, body, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (token_id, key) DO NOTHING",
             )
@@ -105,26 +105,24 @@ impl RecordStore for PgStorage {
             .bind(i.response.status as i64)
             .bind(json_text(&i.response.headers))
             .bind(&i.response.body)
-            .bind(i.at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if stored.rows_affected() == 0 {
+            .bind(i.at)).await?;
+            if stored == 0 {
                 return Err(StorageError::Conflict(Conflict::IdempotencyKeyTaken));
             }
         }
         insert_record(&mut tx, c.id, &c.unique, r).await?;
-        tx.commit().await.map_err(db_err)
+        commit(tx).await
     }
 
     async fn get_record(&self, collection_id: i64, id: &str) -> StorageResult<Option<RecordRow>> {
-        let row = sqlx::query("SELECT * FROM records WHERE collection_id = $1 AND id = $2")
-            .bind(collection_id)
-            .bind(id)
-            .fetch_optional(self.pool()?)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(record_from_row).transpose()
+        fetch_opt(
+            self.pool()?,
+            sqlx::query("SELECT * FROM records WHERE collection_id = $1 AND id = $2")
+                .bind(collection_id)
+                .bind(id),
+            record_from_row,
+        )
+        .await
     }
 
     async fn update_record(
@@ -133,9 +131,9 @@ impl RecordStore for PgStorage {
         r: &RecordRow,
         expected_version: i64,
     ) -> StorageResult<()> {
-        let mut tx = self.pool()?.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         check_collection(&mut tx, c.id, c.version).await?;
-        let res = sqlx::query(
+        let res = execute(&mut *tx, sqlx::query(
             "UPDATE records SET data = $1, version = $2, updated_at = $3 WHERE collection_id = $4 AND id = $5 AND version = $6",
         )
         .bind(json_text(&r.data))
@@ -143,21 +141,19 @@ impl RecordStore for PgStorage {
         .bind(r.updated_at)
         .bind(c.id)
         .bind(&r.id)
-        .bind(expected_version)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if res.rows_affected() == 0 {
+        .bind(expected_version)).await?;
+        if res == 0 {
             return Err(StorageError::VersionMismatch);
         }
-        sqlx::query("DELETE FROM unique_values WHERE collection_id = $1 AND record_id = $2")
-            .bind(c.id)
-            .bind(&r.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        execute(
+            &mut *tx,
+            sqlx::query("DELETE FROM unique_values WHERE collection_id = $1 AND record_id = $2")
+                .bind(c.id)
+                .bind(&r.id),
+        )
+        .await?;
         insert_unique_values(&mut tx, c.id, &c.unique, r).await?;
-        tx.commit().await.map_err(db_err)
+        commit(tx).await
     }
 
     async fn delete_record(
@@ -167,16 +163,17 @@ impl RecordStore for PgStorage {
         expected_version: i64,
     ) -> StorageResult<()> {
         // Its unique values go by the foreign key's cascade.
-        let res = sqlx::query(
-            "DELETE FROM records WHERE collection_id = $1 AND id = $2 AND version = $3",
+        let res = execute(
+            self.pool()?,
+            sqlx::query(
+                "DELETE FROM records WHERE collection_id = $1 AND id = $2 AND version = $3",
+            )
+            .bind(collection_id)
+            .bind(id)
+            .bind(expected_version),
         )
-        .bind(collection_id)
-        .bind(id)
-        .bind(expected_version)
-        .execute(self.pool()?)
-        .await
-        .map_err(db_err)?;
-        if res.rows_affected() == 0 {
+        .await?;
+        if res == 0 {
             return Err(StorageError::VersionMismatch);
         }
         Ok(())

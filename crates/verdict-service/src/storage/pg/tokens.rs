@@ -25,31 +25,32 @@ impl TokenStore for PgStorage {
     }
 
     async fn get_token(&self, id: &str) -> StorageResult<Option<TokenRow>> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool()?)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(token_from_row).transpose()
+        fetch_opt(
+            self.pool()?,
+            sqlx::query("SELECT * FROM tokens WHERE id = $1").bind(id),
+            token_from_row,
+        )
+        .await
     }
 
     async fn list_tokens(&self) -> StorageResult<Vec<TokenRow>> {
-        let rows = sqlx::query("SELECT * FROM tokens ORDER BY created_at, id")
-            .fetch_all(self.pool()?)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(token_from_row).collect()
+        fetch_all(
+            self.pool()?,
+            sqlx::query("SELECT * FROM tokens ORDER BY created_at, id"),
+            token_from_row,
+        )
+        .await
     }
 
     async fn revoke_token(&self, id: &str, at: i64) -> StorageResult<()> {
-        let r =
+        let r = execute(
+            self.pool()?,
             sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(at)
-                .bind(id)
-                .execute(self.pool()?)
-                .await
-                .map_err(db_err)?;
-        if r.rows_affected() == 0 {
+                .bind(id),
+        )
+        .await?;
+        if r == 0 {
             return Err(StorageError::NotFound);
         }
         Ok(())
