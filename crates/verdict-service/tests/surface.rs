@@ -103,7 +103,7 @@ async fn pages_follow_cursors_and_filters_and_serve_csv() {
         s.record("people", json!({"id": format!("p{i}"), "team": if i % 2 == 0 { "red" } else { "blue" }, "age": 20 + i})).await;
     }
     let mut seen = Vec::new();
-    let mut path = "/v1/collections/people/records?limit=2&team=red".to_string();
+    let mut path = "/v1/collections/people/records?limit=2&filter%5Bteam%5D=red".to_string();
     loop {
         let r = s.admin("GET", &path).send().await;
         assert_eq!(r.status, 200);
@@ -122,7 +122,7 @@ async fn pages_follow_cursors_and_filters_and_serve_csv() {
     }
     assert_eq!(seen, vec!["p0", "p2", "p4", "p6"]);
     let r = s
-        .admin("GET", "/v1/collections/people/records?age=23")
+        .admin("GET", "/v1/collections/people/records?filter[age]=23")
         .send()
         .await;
     assert_eq!(
@@ -146,6 +146,21 @@ async fn pages_follow_cursors_and_filters_and_serve_csv() {
         .send()
         .await
         .assert_error(400, "invalid_query");
+    // Another API's pagination, or a field outside the filter namespace, is a
+    // 400 naming the parameter, never an empty page.
+    for param in ["page=2", "offset=10", "per_page=5", "team=red", "sort=age"] {
+        let r = s
+            .admin("GET", &format!("/v1/collections/people/records?{param}"))
+            .send()
+            .await;
+        r.assert_error(400, "invalid_query");
+        let name = param.split('=').next().unwrap();
+        assert!(
+            r.json()["detail"].as_str().unwrap().contains(name),
+            "{param}: {}",
+            r.json()
+        );
+    }
     let head = s
         .admin("HEAD", "/v1/collections/people/records/p1")
         .send()
@@ -371,7 +386,7 @@ async fn filters_that_look_like_numbers_but_are_not_json_match_as_text() {
         assert_eq!(r.status, 200, "{q}: {}", r.text());
     }
     let r = s
-        .admin("GET", "/v1/collections/nums/records?v=.5")
+        .admin("GET", "/v1/collections/nums/records?filter[v]=.5")
         .send()
         .await;
     assert_eq!(r.json()["items"][0]["id"], "a");

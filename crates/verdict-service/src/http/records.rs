@@ -424,7 +424,12 @@ pub async fn delete(
     Err(lost_race(&st, &c, &id).await)
 }
 
-/// The query of a list: `limit`, `cursor`, and `field=value` filters.
+/// The field a filter parameter names: `filter[field]`.
+fn filter_field(key: &str) -> Option<&str> {
+    key.strip_prefix("filter[")?.strip_suffix(']')
+}
+
+/// The query of a list: `limit`, `cursor`, and `filter[field]=value` filters.
 struct ListQuery {
     limit: u32,
     after: Option<String>,
@@ -462,16 +467,36 @@ fn parse_list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
                 }
                 q.after = Some(v);
             }
-            field if valid_field_name(field) => q.filters.push(Filter {
-                field: field.to_string(),
-                value: v,
-            }),
-            field => {
+            // Sorting needs a cursor that carries the sort key; until then a
+            // `sort` is refused rather than ignored (an ignored one would look
+            // like a sorted page).
+            "sort" => {
                 return Err(ApiError::invalid_query(
-                    field,
-                    "is neither limit, cursor nor a field name (letters, digits, `_`, `-`)",
+                    "sort",
+                    "is not supported yet: pages come in id order",
                 ))
             }
+            key => match filter_field(key) {
+                Some(field) if valid_field_name(field) => q.filters.push(Filter {
+                    field: field.to_string(),
+                    value: v,
+                }),
+                Some(_) => {
+                    return Err(ApiError::invalid_query(
+                        key,
+                        "must name a field: letters, digits, `_` or `-`",
+                    ))
+                }
+                // An unknown parameter (`page`, `offset`, `per_page`...) is an
+                // error, not an empty page: it is almost always a client's
+                // guess at another API's pagination.
+                None => {
+                    return Err(ApiError::invalid_query(
+                        key,
+                        "is not a parameter of this list: use limit, cursor or filter[field]=value",
+                    ))
+                }
+            },
         }
     }
     Ok(q)
@@ -516,7 +541,7 @@ pub async fn list(
     let link = next.as_ref().map(|cur| {
         let mut params: Vec<String> = vec![format!("limit={}", q.limit), format!("cursor={cur}")];
         for f in &q.filters {
-            params.push(format!("{}={}", f.field, encode(&f.value)));
+            params.push(format!("filter%5B{}%5D={}", f.field, encode(&f.value)));
         }
         format!(
             "</v1/collections/{}/records?{}>; rel=\"next\"",

@@ -193,6 +193,10 @@ fn parameters(op: &Operation) -> Vec<Value> {
             ps.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}));
             ps.push(json!({"name": "cursor", "in": "query", "description": "`next_cursor` of the previous page",
                 "schema": {"type": "string", "pattern": ID_PATTERN}}));
+            ps.push(json!({"name": "filter", "in": "query", "style": "deepObject", "explode": true,
+                "description": "equality filters, `filter[field]=value` (a value that reads as a number or `true`/`false` also matches that JSON value); any other parameter is a 400",
+                "schema": {"type": "object", "propertyNames": {"pattern": FIELD_PATTERN},
+                    "additionalProperties": {"type": "string"}}}));
         }
         "lookup" => ps.push(json!({"name": "match", "in": "query", "required": true,
             "description": "exactly one `field=value`", "style": "form", "explode": true,
