@@ -22,6 +22,7 @@ use crate::model::time::now_ms;
 use crate::model::tokens::Grants;
 use crate::state::AppState;
 use crate::storage::{CollectionChange, CollectionRow, StorageError};
+use crate::surface::urls;
 
 /// The body of `POST /v1/collections`: a name, and optionally a JSON Schema
 /// and unique fields.
@@ -86,7 +87,7 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewCollection>)
     let mut res = tagged(StatusCode::CREATED, &collection_json(&row), row.updated_at);
     res.headers_mut().insert(
         header::LOCATION,
-        HeaderValue::from_str(&format!("/v1/collections/{}", row.name)).expect("valid name"),
+        HeaderValue::from_str(&urls::collection(&row.name)).expect("valid name"),
     );
     Ok(res)
 }

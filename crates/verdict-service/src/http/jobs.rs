@@ -20,6 +20,7 @@ use crate::model::time::{now_ms, rfc3339};
 use crate::model::tokens::Grants;
 use crate::state::AppState;
 use crate::storage::{CollectionRow, JobRow, JobState, StorageError};
+use crate::surface::urls;
 
 fn job_json(j: &JobRow) -> Value {
     let mut out = json!({
@@ -32,8 +33,8 @@ fn job_json(j: &JobRow) -> Value {
         "error": j.error,
         "created_at": rfc3339(j.created_at),
         "updated_at": rfc3339(j.updated_at),
-        "monitor": format!("/v1/jobs/{}", j.id),
-        "result": j.state.eq(&JobState::Succeeded).then(|| format!("/v1/jobs/{}/result", j.id)),
+        "monitor": urls::job(&j.id),
+        "result": j.state.eq(&JobState::Succeeded).then(|| urls::job_result(&j.id)),
     });
     if j.kind == "import" {
         out["imported"] = json!(j.imported);
@@ -102,7 +103,7 @@ async fn enqueue(
         StatusCode::ACCEPTED,
         [(
             header::LOCATION,
-            HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).expect("uuid"),
+            HeaderValue::from_str(&urls::job(&job.id)).expect("uuid"),
         )],
         axum::Json(job_json(&job)),
     )
@@ -169,7 +170,7 @@ pub async fn show(
             StatusCode::SEE_OTHER,
             [(
                 header::LOCATION,
-                HeaderValue::from_str(&format!("/v1/jobs/{id}/result")).expect("uuid"),
+                HeaderValue::from_str(&urls::job_result(&id)).expect("uuid"),
             )],
             axum::Json(job_json(&job)),
         )

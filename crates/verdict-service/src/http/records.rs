@@ -31,6 +31,7 @@ use crate::state::AppState;
 use crate::storage::{
     CollectionRow, Conflict, Filter, IdempotentAnswer, RecordRow, StorageError, StoredResponse,
 };
+use crate::surface::urls;
 
 /// Page sizes.
 const DEFAULT_LIMIT: u32 = 100;
@@ -41,8 +42,7 @@ fn record_not_found(id: &str) -> ApiError {
 }
 
 fn location(c: &str, id: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("/v1/collections/{c}/records/{id}"))
-        .expect("ids are header-safe")
+    HeaderValue::from_str(&urls::record(c, id)).expect("ids are header-safe")
 }
 
 /// A parsed body as a JSON object (422 if it is not one), checked after the
@@ -96,10 +96,7 @@ fn write_answer(
         .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
         .collect();
     let status = if status == StatusCode::CREATED {
-        kept.push((
-            header::LOCATION.to_string(),
-            format!("/v1/collections/{}/records/{}", c.name, r.id),
-        ));
+        kept.push((header::LOCATION.to_string(), urls::record(&c.name, &r.id)));
         status
     } else if with_body {
         status
@@ -476,27 +473,27 @@ fn parse_list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
                     "is not supported yet: pages come in id order",
                 ))
             }
-            key => match filter_field(key) {
-                Some(field) if valid_field_name(field) => q.filters.push(Filter {
-                    field: field.to_string(),
-                    value: v,
-                }),
-                Some(_) => {
-                    return Err(ApiError::invalid_query(
-                        key,
-                        "must name a field: letters, digits, `_` or `-`",
-                    ))
-                }
-                // An unknown parameter (`page`, `offset`, `per_page`...) is an
-                // error, not an empty page: it is almost always a client's
-                // guess at another API's pagination.
-                None => {
-                    return Err(ApiError::invalid_query(
+            key => {
+                match filter_field(key) {
+                    Some(field) if valid_field_name(field) => q.filters.push(Filter {
+                        field: field.to_string(),
+                        value: v,
+                    }),
+                    Some(_) => {
+                        return Err(ApiError::invalid_query(
+                            key,
+                            "must name a field: letters, digits, `_` or `-`",
+                        ))
+                    }
+                    // An unknown parameter (`page`, `offset`, `per_page`...) is an
+                    // error, not an empty page: it is almost always a client's
+                    // guess at another API's pagination.
+                    None => return Err(ApiError::invalid_query(
                         key,
                         "is not a parameter of this list: use limit, cursor or filter[field]=value",
-                    ))
+                    )),
                 }
-            },
+            }
         }
     }
     Ok(q)
@@ -544,8 +541,8 @@ pub async fn list(
             params.push(format!("filter%5B{}%5D={}", f.field, encode(&f.value)));
         }
         format!(
-            "</v1/collections/{}/records?{}>; rel=\"next\"",
-            c.name,
+            "<{}?{}>; rel=\"next\"",
+            urls::records(&c.name),
             params.join("&")
         )
     });
@@ -618,7 +615,7 @@ pub async fn lookup(State(st): State<AppState>, Path(name): Path<String>, uri: U
             let choices: Vec<Value> = many
                 .iter()
                 .take(50)
-                .map(|r| json!({"id": r.id, "location": format!("/v1/collections/{}/records/{}", c.name, r.id)}))
+                .map(|r| json!({"id": r.id, "location": urls::record(&c.name, &r.id)}))
                 .collect();
             Ok((
                 StatusCode::MULTIPLE_CHOICES,
@@ -665,7 +662,8 @@ mod tests {
 
     #[test]
     fn list_queries_parse_and_reject_bad_values() {
-        let q = parse_list_query(&"/x?limit=5&author=Ann%20Lee".parse().unwrap()).unwrap();
+        let q =
+            parse_list_query(&"/x?limit=5&filter%5Bauthor%5D=Ann%20Lee".parse().unwrap()).unwrap();
         assert_eq!(q.limit, 5);
         assert_eq!(
             q.filters,
@@ -677,7 +675,9 @@ mod tests {
         assert!(parse_list_query(&"/x?limit=abc".parse().unwrap()).is_err());
         assert!(parse_list_query(&"/x?limit=0".parse().unwrap()).is_err());
         assert!(parse_list_query(&"/x?cursor=***".parse().unwrap()).is_err());
-        assert!(parse_list_query(&"/x?a%24b=1".parse().unwrap()).is_err());
+        assert!(parse_list_query(&"/x?filter%5Ba%24b%5D=1".parse().unwrap()).is_err());
+        assert!(parse_list_query(&"/x?author=Ann".parse().unwrap()).is_err());
+        assert!(parse_list_query(&"/x?filter%5Bauthor=Ann".parse().unwrap()).is_err());
     }
 
     #[test]

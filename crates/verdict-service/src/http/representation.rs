@@ -10,6 +10,7 @@ use verdict::conditional::{EntityTag, Validators};
 
 use crate::model::time::{rfc3339, system_time};
 use crate::storage::CollectionRow;
+use crate::surface::urls;
 
 /// The JSON of a collection.
 pub fn collection_json(c: &CollectionRow) -> Value {
@@ -19,7 +20,7 @@ pub fn collection_json(c: &CollectionRow) -> Value {
         "unique": c.unique,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
-        "records": format!("/v1/collections/{}/records", c.name),
+        "records": urls::records(&c.name),
     })
 }
 

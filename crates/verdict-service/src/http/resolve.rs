@@ -12,6 +12,7 @@ use crate::http::fail::Fail;
 use crate::model::time::now_ms;
 use crate::state::AppState;
 use crate::storage::CollectionRow;
+use crate::surface::urls;
 
 /// 404 `collection_not_found` for `name`.
 pub fn not_found(name: &str) -> ApiError {
@@ -30,9 +31,9 @@ pub async fn resolve(st: &AppState, name: &str, uri: &Uri) -> Result<CollectionR
     };
     if st.preset.allows(StatusCode::FOUND) {
         let path = uri.path();
-        let prefix = format!("/v1/collections/{name}");
+        let prefix = urls::collection(name);
         let rest = path.strip_prefix(&prefix).unwrap_or("");
-        let mut target = format!("/v1/collections/{}{rest}", c.name);
+        let mut target = format!("{}{rest}", urls::collection(&c.name));
         if let Some(q) = uri.query() {
             target.push('?');
             target.push_str(q);

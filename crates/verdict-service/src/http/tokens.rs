@@ -15,6 +15,7 @@ use crate::model::time::{now_ms, rfc3339};
 use crate::model::tokens::{hash_secret, new_secret, ADMIN_ID, SCOPES};
 use crate::state::AppState;
 use crate::storage::{StorageError, TokenRow};
+use crate::surface::urls;
 
 /// A token's JSON; its grants by the collections' current names (a deleted
 /// collection's grant is not shown: it grants nothing).
@@ -130,7 +131,7 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewToken>) -> R
     let h = res.headers_mut();
     h.insert(
         header::LOCATION,
-        HeaderValue::from_str(&format!("/v1/tokens/{id}")).expect("uuid"),
+        HeaderValue::from_str(&urls::token(&id)).expect("uuid"),
     );
     // The secret is in this body, once: no cache may keep it.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -6,6 +6,7 @@
 //! operation's id to one.
 
 pub mod openapi;
+pub mod urls;
 
 use http::Method;
 
