@@ -378,7 +378,12 @@ async fn filters_that_look_like_numbers_but_are_not_json_match_as_text() {
     let s = common::start(&[]).await;
     s.collection(json!({"name": "nums"})).await;
     s.record("nums", json!({"id": "a", "v": ".5"})).await;
-    for q in ["filter[v]=.5", "filter[v]=01", "filter[v]=%2B1", "filter[v]=5."] {
+    for q in [
+        "filter[v]=.5",
+        "filter[v]=01",
+        "filter[v]=%2B1",
+        "filter[v]=5.",
+    ] {
         let r = s
             .admin("GET", &format!("/v1/collections/nums/records?{q}"))
             .send()

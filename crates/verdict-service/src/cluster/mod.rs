@@ -221,7 +221,9 @@ impl Shared {
     pub async fn lock(&self, key: &str) -> Result<LockGuard, ApiError> {
         let Some(r) = &self.redis else {
             let lock = self.local_locks.get(key);
-            return Ok(LockGuard::Local(lock.lock_owned().await));
+            return Ok(LockGuard(Held::Local {
+                _held: lock.lock_owned().await,
+            }));
         };
         let redis_key = format!("{}:lock:{}", r.prefix, key);
         let token = uuid::Uuid::new_v4().simple().to_string();
@@ -237,12 +239,12 @@ impl Shared {
                 .await;
             match set {
                 Ok(Some(_)) => {
-                    return Ok(LockGuard::Redis {
+                    return Ok(LockGuard(Held::Redis {
                         conn,
                         key: redis_key,
                         token,
                         unlock: r.unlock.clone(),
-                    })
+                    }))
                 }
                 Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
                 Err(e) => {
@@ -250,7 +252,9 @@ impl Shared {
                         Some(err) => Err(err),
                         None => {
                             let lock = self.local_locks.get(key);
-                            Ok(LockGuard::Local(lock.lock_owned().await))
+                            Ok(LockGuard(Held::Local {
+                                _held: lock.lock_owned().await,
+                            }))
                         }
                     }
                 }
@@ -334,10 +338,16 @@ impl KeyLocks {
 }
 
 /// A held idempotency lock.
-pub enum LockGuard {
+pub struct LockGuard(Held);
+
+/// How a [`LockGuard`] holds its key.
+enum Held {
     /// This instance's own lock of the key (not shared, or Redis away with
     /// `--shared-unavailable local`), released on drop.
-    Local(tokio::sync::OwnedMutexGuard<()>),
+    Local {
+        /// Held until the guard drops.
+        _held: tokio::sync::OwnedMutexGuard<()>,
+    },
     /// A lock in Redis (it expires by itself after 30 s), released on drop
     /// if still ours.
     Redis {
@@ -354,12 +364,12 @@ pub enum LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if let LockGuard::Redis {
+        if let Held::Redis {
             conn,
             key,
             token,
             unlock,
-        } = self
+        } = &self.0
         {
             let (mut conn, key, token, unlock) =
                 (conn.clone(), key.clone(), token.clone(), unlock.clone());
