@@ -22,6 +22,7 @@ use verdict::{ApiError, FieldError};
 use crate::http::fail::{Fail, Reply};
 use crate::http::representation::{tagged, validators_of};
 use crate::http::resolve::{gone, reload, resolve};
+use crate::model::idempotency::valid_idempotency_key;
 use crate::model::records::{
     merge_patch, record_json, valid_field_name, valid_id, RecordJson, ID_RULE, MAX_PAGE_BYTES,
     WRITE_ATTEMPTS,
@@ -121,10 +122,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     };
     key.to_str()
         .ok()
-        .filter(|k| (1..=255).contains(&k.len()))
+        .filter(|k| valid_idempotency_key(k))
         .map(|k| Some(k.to_string()))
         .ok_or_else(|| {
-            ApiError::invalid_header("Idempotency-Key", "must be 1 to 255 ASCII characters")
+            ApiError::invalid_header(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters (spaces only inside)",
+            )
         })
 }
 

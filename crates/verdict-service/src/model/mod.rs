@@ -4,6 +4,7 @@
 //! lines of an import.
 
 pub mod collections;
+pub mod idempotency;
 pub mod imports;
 pub mod records;
 pub mod time;

@@ -15,6 +15,7 @@ use verdict::status;
 use verdict::{ErrorFormat, Preset, Situation};
 
 use crate::model::collections::NAME_PATTERN;
+use crate::model::idempotency::KEY_PATTERN;
 use crate::model::records::{DOT_IDS, FIELD_PATTERN, ID_PATTERN};
 use crate::surface::{Access, Operation, RequestBody, OPERATIONS};
 
@@ -207,7 +208,7 @@ fn parameters(op: &Operation) -> Vec<Value> {
             ps.push(json!({"name": "force", "in": "query", "schema": {"enum": ["true", "false"]}}))
         }
         "create_record" => ps.push(json!({"name": "Idempotency-Key", "in": "header",
-            "schema": {"type": "string", "pattern": "^[!-~][ -~]{0,253}[!-~]$|^[!-~]$"}})),
+            "schema": {"type": "string", "pattern": KEY_PATTERN}})),
         _ => {}
     }
     ps
