@@ -16,7 +16,7 @@ use crate::cluster::SharedLimits;
 use crate::http::{batch, collections, jobs, ops, records, tokens};
 use crate::observe::{fault, metrics};
 use crate::state::AppState;
-use crate::surface::{Access, Operation, RequestBody, DOC_ASSETS, JSON, OPERATIONS, REALM};
+use crate::surface::{Access, Operation, RequestBody, DOC_ASSETS, JSON, OPERATIONS, PROBES, REALM};
 
 /// The handler of `op`, on the method the table gives it.
 fn handler(op: &Operation) -> MethodRouter<AppState> {
@@ -24,6 +24,7 @@ fn handler(op: &Operation) -> MethodRouter<AppState> {
     let on_method = MethodFilter::try_from(method).expect("the table has routable methods");
     match op.id {
         "health" => on(on_method, ops::health),
+        "livez" => on(on_method, ops::livez),
         "metrics" => on(on_method, ops::metrics),
         "openapi" => on(on_method, ops::openapi),
         "docs" => on(on_method, ops::docs),
@@ -119,6 +120,9 @@ pub fn router(state: AppState) -> ContractService {
     if let Some(quota) = config.auth_failure_limit.0 {
         contract =
             contract.throttle_failed_auth(Arc::new(SharedLimits(state.shared.clone())), quota);
+    }
+    for probe in PROBES {
+        contract = contract.probe(*probe);
     }
     for (path, media) in DOC_ASSETS {
         contract = contract.public(*path).produces(Method::GET, path, [*media]);

@@ -426,8 +426,9 @@ async fn an_import_reports_each_line_by_its_number_and_a_repeated_id_as_failed()
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    // A public route that is rate limited (probes such as /health are not).
     async fn send(s: &common::Server, forwarded: &str) -> common::Reply {
-        s.call("GET", "/health")
+        s.call("GET", "/problems")
             .header("x-forwarded-for", forwarded)
             .send()
             .await

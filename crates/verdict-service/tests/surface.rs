@@ -396,3 +396,63 @@ async fn filters_that_look_like_numbers_but_are_not_json_match_as_text() {
         .await;
     assert_eq!(r.json()["items"][0]["id"], "a");
 }
+
+#[tokio::test]
+async fn probes_answer_past_the_rate_limit_under_load_and_in_maintenance() {
+    let s = common::start(&[
+        "--rate-limit",
+        "5/1m",
+        "--max-in-flight",
+        "2",
+        "--fault-injection",
+    ])
+    .await;
+    // Past an anonymous client's budget of 5, /problems is refused; the probes are not.
+    for _ in 0..6 {
+        s.call("GET", "/problems").send().await;
+    }
+    s.call("GET", "/problems")
+        .send()
+        .await
+        .assert_error(429, "rate_limited");
+    for _ in 0..10 {
+        for probe in ["/health", "/livez", "/metrics"] {
+            let r = s.call("GET", probe).send().await;
+            assert_eq!(r.status, 200, "{probe}: {}", r.text());
+        }
+    }
+    let ready = s.call("GET", "/health").send().await.json();
+    assert_eq!(ready["storage"], "ok");
+    assert_eq!(ready["maintenance"], false);
+
+    // Both in-flight slots held: work is shed, probes are not.
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            s.admin("GET", "/v1/collections")
+                .header("fault-injection", "delay=800")
+                .send()
+        })
+        .collect();
+    let (during, _) = tokio::join!(
+        async {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let shed = s.admin("GET", "/v1/collections").send().await;
+            let probe = s.call("GET", "/health").send().await;
+            (shed, probe)
+        },
+        futures_util::future::join_all(slow)
+    );
+    during.0.assert_error(503, "overloaded");
+    assert_eq!(during.1.status, 200, "{}", during.1.text());
+
+    // In maintenance the instance stays ready (it answers clients 503 itself)
+    // and says so.
+    s.admin("PUT", "/v1/admin/maintenance")
+        .json(json!({"enabled": true, "retry_after_seconds": 60}))
+        .send()
+        .await;
+    let r = s.call("GET", "/health").send().await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["maintenance"], true);
+    assert_eq!(s.call("GET", "/livez").send().await.status, 200);
+}

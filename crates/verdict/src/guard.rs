@@ -116,6 +116,57 @@ impl<G: Guard> Guard for Option<G> {
     }
 }
 
+/// A guard that lets the routes `routes` through unchecked (matched by their
+/// route template, `MatchedPath`): probes must answer under load, rate limits
+/// and maintenance, or an orchestrator restarts a healthy process.
+#[derive(Clone, Debug)]
+pub struct Except<G> {
+    guard: G,
+    routes: std::sync::Arc<[String]>,
+}
+
+impl<G> Except<G> {
+    /// `guard`, except on `routes`.
+    pub fn new(guard: G, routes: impl IntoIterator<Item = String>) -> Self {
+        Except {
+            guard,
+            routes: routes.into_iter().collect(),
+        }
+    }
+
+    fn exempt(&self, req: &Request) -> bool {
+        !self.routes.is_empty()
+            && req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .is_some_and(|m| self.routes.iter().any(|r| r == m.as_str()))
+    }
+}
+
+impl<G: Guard> Guard for Except<G> {
+    type State = Option<G::State>;
+
+    async fn check(&self, req: &mut Request) -> Result<Self::State, ApiError> {
+        if self.exempt(req) {
+            return Ok(None);
+        }
+        self.guard.check(req).await.map(Some)
+    }
+
+    fn finish(&self, state: Self::State, res: &mut Response) {
+        if let Some(s) = state {
+            self.guard.finish(s, res);
+        }
+    }
+
+    fn annotate(&self, state: Self::State, error: ApiError) -> ApiError {
+        match state {
+            Some(s) => self.guard.annotate(s, error),
+            None => error,
+        }
+    }
+}
+
 /// Takes the inner service that `poll_ready` made ready, leaving a clone in
 /// its place (tower's rule: the clone is not ready, the polled instance is).
 pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {

@@ -60,7 +60,7 @@ use crate::client_addr::{ClientAddrLayer, TrustedProxies};
 use crate::conditional::ETagLayer;
 use crate::content_type::ContentTypeLayer;
 use crate::deadline::DeadlineLayer;
-use crate::guard::{Chain, GuardLayer};
+use crate::guard::{Chain, Except, GuardLayer};
 use crate::headers::Upgrade;
 use crate::load_shed::LoadShedLayer;
 use crate::maintenance::{MaintenanceLayer, MaintenanceSwitch};
@@ -85,6 +85,7 @@ pub struct Contract {
     problem_base: String,
     authenticator: Option<Arc<dyn Authenticator>>,
     public: Vec<String>,
+    probes: Vec<String>,
     authorizer: Option<Arc<dyn Authorizer>>,
     rate_limit: Option<(Arc<dyn RateLimitStore>, Option<Quota>)>,
     max_in_flight: Option<usize>,
@@ -111,6 +112,7 @@ impl std::fmt::Debug for Contract {
             .field("preset", &self.preset.name())
             .field("realm", &self.realm)
             .field("public", &self.public)
+            .field("probes", &self.probes)
             .field("max_in_flight", &self.max_in_flight)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -136,6 +138,7 @@ impl Contract {
             problem_base: "/problems".to_string(),
             authenticator: None,
             public: Vec::new(),
+            probes: Vec::new(),
             authorizer: None,
             rate_limit: None,
             max_in_flight: None,
@@ -201,6 +204,18 @@ impl Contract {
         let path = path.into();
         self.named_routes.push(("public", path.clone()));
         self.public.push(path);
+        self
+    }
+
+    /// `path` is a probe (a health check, metrics): public, and never
+    /// refused by load shedding, maintenance or a rate limit, so an
+    /// orchestrator sees the process as it is even when it sheds or limits
+    /// everyone else. Its handler still runs under the deadline.
+    pub fn probe(mut self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.named_routes.push(("probe", path.clone()));
+        self.public.push(path.clone());
+        self.probes.push(path);
         self
     }
 
@@ -361,20 +376,26 @@ impl Contract {
                 }
                 .into_guard()
             });
+            // Probes skip the checks that refuse for the server's sake, not the request's.
             let checks = Chain(
                 self.max_in_flight
-                    .map(|n| LoadShedLayer::new(n).into_guard()),
+                    .map(|n| Except::new(LoadShedLayer::new(n).into_guard(), self.probes.clone())),
                 Chain(
                     self.authenticator
                         .map(|a| AuthenticateLayer::new(a).into_guard()),
                     Chain(
-                        self.maintenance
-                            .map(|m| MaintenanceLayer::new(m).into_guard()),
+                        self.maintenance.map(|m| {
+                            Except::new(MaintenanceLayer::new(m).into_guard(), self.probes.clone())
+                        }),
                         Chain(
                             require,
                             Chain(
-                                self.rate_limit
-                                    .map(|(s, q)| RateLimitLayer::new(s, q).into_guard()),
+                                self.rate_limit.map(|(s, q)| {
+                                    Except::new(
+                                        RateLimitLayer::new(s, q).into_guard(),
+                                        self.probes.clone(),
+                                    )
+                                }),
                                 Chain(
                                     self.authorizer
                                         .map(|a| AuthorizeLayer::from_arc(a).into_guard()),

@@ -281,6 +281,23 @@ impl Shared {
         res.map_err(crate::problems::limits_unavailable)
     }
 
+    /// For the readiness probe: `"local"` (nothing shared), `"ok"` (Redis
+    /// answers), `"unreachable"` (Redis is away and limits fall back to this
+    /// instance's), or the 503 every limited request would get now.
+    pub async fn readiness(&self) -> Result<&'static str, ApiError> {
+        let Some(r) = &self.redis else {
+            return Ok("local");
+        };
+        let mut conn = r.conn.clone();
+        match redis::cmd("PING").query_async::<String>(&mut conn).await {
+            Ok(_) => Ok("ok"),
+            Err(e) => match self.unavailable(&e) {
+                Some(error) => Err(error),
+                None => Ok("unreachable"),
+            },
+        }
+    }
+
     /// Reads maintenance mode as the instances share it; `Err` if unknown now.
     pub async fn maintenance(&self) -> Result<Option<u64>, String> {
         let Some(r) = &self.redis else {

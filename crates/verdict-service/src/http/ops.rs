@@ -15,10 +15,26 @@ use crate::state::AppState;
 
 /// `GET /health`: 200 when storage answers, else 503.
 pub async fn health(State(st): State<AppState>) -> Reply {
-    match st.storage.health.ping().await {
-        Ok(()) => Ok(axum::Json(json!({"status": "ok", "storage": "ok"})).into_response()),
-        Err(e) => Err(crate::problems::storage_unavailable(e).into()),
+    if let Err(e) = st.storage.health.ping().await {
+        return Err(crate::problems::storage_unavailable(e).into());
     }
+    let shared = st.shared.readiness().await?;
+    // An instance in maintenance stays ready: it must stay behind the load
+    // balancer to answer clients 503 with `Retry-After` itself.
+    let maintenance = st.maintenance.status().is_some();
+    Ok(axum::Json(json!({
+        "status": "ok",
+        "storage": "ok",
+        "shared": shared,
+        "maintenance": maintenance,
+    }))
+    .into_response())
+}
+
+/// `GET /livez`: liveness, 200 whenever the process answers at all (no
+/// storage, no Redis: restarting the process would not bring those back).
+pub async fn livez() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
 }
 
 /// `GET /metrics`.

@@ -75,7 +75,8 @@ use RequestBody as B;
 
 /// Every operation of the reference service (docs/contract.md, "The reference service").
 pub const OPERATIONS: &[Operation] = &[
-    op!("GET" "/health" "health", "Liveness and storage reachability", Public, ok [200], err [], B::None),
+    op!("GET" "/health" "health", "Readiness: storage and the shared store answer (the body says what is wrong)", Public, ok [200], err [], B::None),
+    op!("GET" "/livez" "livez", "Liveness: the process answers", Public, ok [200], err [], B::None),
     op!("GET" "/metrics" "metrics", "Prometheus metrics", Public, ok [200], err [], B::None, &["text/plain"]),
     op!("GET" "/openapi.json" "openapi", "This document", Public, ok [200], err [], B::None),
     op!("GET" "/docs" "docs", "The API documentation page", Public, ok [200], err [], B::None, &["text/html"]),
@@ -141,6 +142,11 @@ pub fn access(method: &Method, routed: &str) -> Access {
     }
     Access::Scope("admin")
 }
+
+/// The probes: public, and never refused by load shedding, maintenance or
+/// rate limits (`Contract::probe`), so an orchestrator sees the process as
+/// it is.
+pub const PROBES: &[&str] = &["/health", "/livez", "/metrics"];
 
 /// The realm of bearer challenges.
 pub const REALM: &str = "verdict";

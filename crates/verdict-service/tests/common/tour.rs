@@ -533,11 +533,12 @@ pub async fn run(s: &Server) -> Vec<Step> {
             .send()
             .await,
     );
-    // Overload: four slow requests hold every in-flight slot.
+    // Overload: four slow requests hold every in-flight slot (not on a
+    // probe: probes are never shed, so they hold no slot).
     let slow: Vec<_> = (0..4)
         .map(|_| {
             let call = s
-                .admin("GET", "/health")
+                .admin("GET", "/v1/collections")
                 .header("fault-injection", "delay=700");
             async move { call.send().await }
         })
