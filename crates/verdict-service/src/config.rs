@@ -151,7 +151,9 @@ pub struct ServeArgs {
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
-    /// Log lines as JSON instead of text.
+    /// Log lines as JSON instead of text. What is logged is set by
+    /// VERDICT_LOG, else RUST_LOG (e.g. `info` or `info,verdict=debug`;
+    /// default `info`).
     #[arg(long, env = "VERDICT_LOG_JSON")]
     pub log_json: bool,
 }

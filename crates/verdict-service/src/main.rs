@@ -19,7 +19,10 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve(args: verdict_service::config::ServeArgs) -> std::process::ExitCode {
-    let filter = EnvFilter::try_from_env("VERDICT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // VERDICT_LOG first (it names this service), then the ecosystem's RUST_LOG.
+    let filter = EnvFilter::try_from_env("VERDICT_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -29,6 +32,22 @@ async fn serve(args: verdict_service::config::ServeArgs) -> std::process::ExitCo
     } else {
         subscriber.init();
     }
+    // A panic goes to the log as one event (the request still gets its 500
+    // from the library): the default hook would write plain-text lines into
+    // a JSON log stream.
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(panic = %payload, location = %location, "a thread panicked");
+    }));
     let listen = args.listen;
     let storage = match verdict_service::open_storage(&args.data).await {
         Ok(s) => s,

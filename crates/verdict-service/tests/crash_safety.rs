@@ -326,3 +326,77 @@ async fn idempotent_creates_retried_after_sigkill_make_one_record_each() {
     }
     assert_eq!(count, keys, "no key made a second record");
 }
+
+/// Under `--log-json` every line the service writes to stderr is JSON, a
+/// handler's panic included, and RUST_LOG chooses what is logged.
+#[tokio::test]
+async fn a_panic_under_log_json_leaves_only_json_lines_and_rust_log_is_honoured() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::fresh_data(dir.path()).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", &data])
+        .args([
+            "--admin-token",
+            common::ADMIN,
+            "--fault-injection",
+            "--log-json",
+        ])
+        .env_remove("VERDICT_LOG")
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = stdout.next_line().await.unwrap().expect("listening");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_string();
+        }
+    };
+    let client = common::client();
+    let panicked = client
+        .request(
+            hyper::Request::get(format!("{base}/v1/collections"))
+                .header("authorization", format!("Bearer {}", common::ADMIN))
+                .header("fault-injection", "panic")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(panicked.status(), 500);
+    // A refusal is logged at debug: shown only because RUST_LOG asks for it.
+    let refused = client
+        .request(
+            hyper::Request::get(format!("{base}/v1/collections"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    child.start_kill().unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut lines = Vec::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), stderr.next_line()).await
+    {
+        lines.push(line);
+    }
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not JSON: {line}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("a thread panicked")),
+        "the panic is one JSON event: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("\"level\":\"DEBUG\"")),
+        "RUST_LOG=debug shows debug events"
+    );
+}
