@@ -456,3 +456,15 @@ async fn probes_answer_past_the_rate_limit_under_load_and_in_maintenance() {
     assert_eq!(r.json()["maintenance"], true);
     assert_eq!(s.call("GET", "/livez").send().await.status, 200);
 }
+
+#[tokio::test]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let s = common::start(&[]).await;
+    for i in 0..30 {
+        let r = s.call(&format!("BREW{i}"), "/v1/collections").send().await;
+        assert_eq!(r.status, 501);
+    }
+    let metrics = s.call("GET", "/metrics").send().await.text();
+    assert!(!metrics.contains("method=\"BREW"), "{metrics}");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+}
