@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use verdict::rate_limit::Quota;
 use verdict::{ErrorFormat, Preset};
@@ -44,26 +45,27 @@ pub struct ServeArgs {
     pub admin_token: Option<String>,
 
     /// `standard`, or a seed's variant: `seed-000` ... `seed-004`.
-    #[arg(long, env = "VERDICT_PRESET", default_value = "standard", value_parser = parse_preset)]
+    #[arg(long, env = "VERDICT_PRESET", default_value = "standard", value_parser = preset_parser())]
     pub preset: Preset,
 
     /// Error-body format, overriding the preset's: `problem`, `jsonapi`, `simple`.
-    #[arg(long, env = "VERDICT_ERROR_FORMAT")]
+    #[arg(long, env = "VERDICT_ERROR_FORMAT", value_parser = format_parser())]
     pub error_format: Option<ErrorFormat>,
 
     /// Deadline of a request (504 past it).
-    #[arg(long, env = "VERDICT_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VERDICT_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
     /// Requests in flight before load shedding (503).
-    #[arg(long, env = "VERDICT_MAX_IN_FLIGHT", default_value_t = 1024)]
+    #[arg(long, env = "VERDICT_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = parse_positive)]
     pub max_in_flight: usize,
 
     /// Honour `Fault-Injection` headers from admin tokens.
     #[arg(long, env = "VERDICT_FAULT_INJECTION")]
     pub fault_injection: bool,
 
-    /// Largest JSON body (bytes; `k`, `KiB`, `M`, `MiB` suffixes).
+    /// Largest JSON body: bytes, or with a unit (`KiB`/`MiB`/`GiB` and the
+    /// shorthands `k`/`M`/`G` are powers of 1024; `kB`/`MB`/`GB` of 1000).
     #[arg(long, env = "VERDICT_MAX_BODY", default_value = "1MiB", value_parser = parse_size)]
     pub max_body: u64,
 
@@ -82,24 +84,24 @@ pub struct ServeArgs {
     pub job_workers: u16,
 
     /// A request head (and a new connection's first one) must arrive within this.
-    #[arg(long, env = "VERDICT_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VERDICT_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
 
     /// A request body that sends nothing for this long is answered 408.
-    #[arg(long, env = "VERDICT_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VERDICT_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub body_timeout: Duration,
 
     /// A keep-alive connection with no request in flight is closed after this.
-    #[arg(long, env = "VERDICT_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VERDICT_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
     /// A response the client stops reading is abandoned after this long without progress.
-    #[arg(long, env = "VERDICT_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VERDICT_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub write_timeout: Duration,
 
     /// Connections open at once (lowered to what the open-file limit allows);
     /// past it, idle connections are closed and new ones wait.
-    #[arg(long, env = "VERDICT_MAX_CONNECTIONS", default_value_t = 4096)]
+    #[arg(long, env = "VERDICT_MAX_CONNECTIONS", default_value_t = 4096, value_parser = parse_positive)]
     pub max_connections: usize,
 
     /// Requests with invalid credentials one client address may send
@@ -108,7 +110,7 @@ pub struct ServeArgs {
     pub auth_failure_limit: RateLimitArg,
 
     /// How long a renamed collection's old name answers 302.
-    #[arg(long, env = "VERDICT_ALIAS_PERIOD", default_value = "7days", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VERDICT_ALIAS_PERIOD", default_value = "7days", value_parser = parse_duration)]
     pub alias_period: Duration,
 
     /// Rate limit of tokens without one of their own and of anonymous
@@ -177,8 +179,37 @@ fn parse_admin_token(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_preset(s: &str) -> Result<Preset, String> {
-    Preset::by_name(s).map_err(|e| e.to_string())
+/// `--preset`: one of the presets' names (listed by `--help` and in errors).
+fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
+    let names: Vec<&'static str> = Preset::all().iter().map(Preset::name).collect();
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|name| Preset::by_name(&name).expect("a listed preset"))
+}
+
+/// `--error-format`: one of the three formats' names.
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = ErrorFormat> {
+    clap::builder::PossibleValuesParser::new(["problem", "jsonapi", "simple"]).map(|name| {
+        match name.as_str() {
+            "jsonapi" => ErrorFormat::JsonApi,
+            "simple" => ErrorFormat::Simple,
+            _ => ErrorFormat::Problem,
+        }
+    })
+}
+
+/// A count that must be at least 1 (0 would refuse every request).
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+/// `30s`, `1m`, `7days`...
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("expected a duration such as 30s, 1m or 7days ({e})"))
 }
 
 /// `1048576`, `64k`, `1MiB`, `2M` ...
@@ -187,12 +218,21 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}`")),
+    // IEC units and the one-letter shorthands (as nginx reads `1m`) are
+    // powers of 1024; SI units mean what they say, powers of 1000.
+    let mult: u64 = match unit.trim() {
+        "" | "b" | "B" => 1,
+        "k" | "K" | "KiB" | "kiB" => 1 << 10,
+        "M" | "m" | "MiB" => 1 << 20,
+        "G" | "g" | "GiB" => 1 << 30,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB, GiB, kB, MB or GB)"
+            ))
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("`{s}` is too large"))
@@ -210,7 +250,7 @@ pub fn parse_quota(s: &str) -> Result<RateLimitArg, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{n}` is not a count"))?;
-    let per = humantime::parse_duration(per.trim()).map_err(|e| e.to_string())?;
+    let per = parse_duration(per)?;
     Ok(RateLimitArg(Some(Quota::new(n, per))))
 }
 
@@ -232,10 +272,30 @@ mod tests {
         assert_eq!(parse_size("64k"), Ok(65536));
         assert_eq!(parse_size("10"), Ok(10));
         assert!(parse_size("x").is_err());
+        assert_eq!(parse_size("1MB"), Ok(1_000_000), "MB means what it says");
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert!(parse_size("1 furlong").is_err());
         assert_eq!(
             parse_quota("600/1m"),
             Ok(RateLimitArg(Some(Quota::new(600, Duration::from_secs(60)))))
         );
         assert_eq!(parse_quota("off"), Ok(RateLimitArg(None)));
+    }
+
+    fn serve(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(["verdict", "serve"].iter().chain(args))
+    }
+
+    #[test]
+    fn bad_flags_are_refused_with_what_would_be_right() {
+        let e = serve(&["--max-in-flight", "0"]).unwrap_err().to_string();
+        assert!(e.contains("at least 1"), "{e}");
+        let e = serve(&["--preset", "seed-9"]).unwrap_err().to_string();
+        assert!(e.contains("seed-004") && e.contains("standard"), "{e}");
+        let e = serve(&["--error-format", "xml"]).unwrap_err().to_string();
+        assert!(e.contains("jsonapi"), "{e}");
+        let e = serve(&["--request-timeout", "soon"]).unwrap_err().to_string();
+        assert!(e.contains("expected a duration such as 30s"), "{e}");
+        assert!(serve(&["--preset", "seed-001", "--error-format", "simple"]).is_ok());
     }
 }
