@@ -160,6 +160,23 @@ pub struct ServeArgs {
     pub log_json: bool,
 }
 
+impl ServeArgs {
+    /// The storage in use, for the start-up output and logs: the SQLite
+    /// path, or PostgreSQL's host and database, never a password.
+    pub fn storage_label(&self) -> String {
+        let data = &self.data;
+        if let Some(rest) = data
+            .strip_prefix("postgres://")
+            .or_else(|| data.strip_prefix("postgresql://"))
+        {
+            let host_and_db = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+            let host_and_db = host_and_db.split('?').next().unwrap_or("");
+            return format!("PostgreSQL at {host_and_db}");
+        }
+        format!("SQLite at {}", data.strip_prefix("sqlite:").unwrap_or(data))
+    }
+}
+
 /// A default rate limit, or none (`off`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimitArg(pub Option<Quota>);
@@ -188,13 +205,13 @@ fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
 
 /// `--error-format`: one of the three formats' names.
 fn format_parser() -> impl clap::builder::TypedValueParser<Value = ErrorFormat> {
-    clap::builder::PossibleValuesParser::new(["problem", "jsonapi", "simple"]).map(|name| {
-        match name.as_str() {
+    clap::builder::PossibleValuesParser::new(["problem", "jsonapi", "simple"]).map(
+        |name| match name.as_str() {
             "jsonapi" => ErrorFormat::JsonApi,
             "simple" => ErrorFormat::Simple,
             _ => ErrorFormat::Problem,
-        }
-    })
+        },
+    )
 }
 
 /// A count that must be at least 1 (0 would refuse every request).
@@ -287,6 +304,18 @@ mod tests {
     }
 
     #[test]
+    fn the_storage_label_never_shows_a_password() {
+        let args = |data: &str| match serve(&["--data", data]).unwrap().command {
+            Command::Serve(a) => a,
+        };
+        assert_eq!(
+            args("postgres://app:s3cret@db.internal:5432/verdict?sslmode=require").storage_label(),
+            "PostgreSQL at db.internal:5432/verdict"
+        );
+        assert_eq!(args("./data/v.db").storage_label(), "SQLite at ./data/v.db");
+    }
+
+    #[test]
     fn bad_flags_are_refused_with_what_would_be_right() {
         let e = serve(&["--max-in-flight", "0"]).unwrap_err().to_string();
         assert!(e.contains("at least 1"), "{e}");
@@ -294,7 +323,9 @@ mod tests {
         assert!(e.contains("seed-004") && e.contains("standard"), "{e}");
         let e = serve(&["--error-format", "xml"]).unwrap_err().to_string();
         assert!(e.contains("jsonapi"), "{e}");
-        let e = serve(&["--request-timeout", "soon"]).unwrap_err().to_string();
+        let e = serve(&["--request-timeout", "soon"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("expected a duration such as 30s"), "{e}");
         assert!(serve(&["--preset", "seed-001", "--error-format", "simple"]).is_ok());
     }

@@ -49,10 +49,20 @@ async fn serve(args: verdict_service::config::ServeArgs) -> std::process::ExitCo
         tracing::error!(panic = %payload, location = %location, "a thread panicked");
     }));
     let listen = args.listen;
+    let storage_label = args.storage_label();
+    // Bound first: a start that fails on "address in use" must not have
+    // generated (and burnt) the only admin token, nor opened storage for nothing.
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("verdict: cannot listen on {listen}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let storage = match verdict_service::open_storage(&args.data).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("verdict: cannot open storage `{}`: {e}", args.data);
+            eprintln!("verdict: cannot open storage {storage_label}: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -63,22 +73,22 @@ async fn serve(args: verdict_service::config::ServeArgs) -> std::process::ExitCo
             return std::process::ExitCode::FAILURE;
         }
     };
-    if let Some(secret) = &service.generated_admin_token {
-        // Printed once, on the first start; only its hash is stored.
-        println!("admin token (shown once, keep it): {secret}");
-    }
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("verdict: cannot listen on {listen}: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
     let local = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    tracing::info!(address = %local, preset = %service.state.preset, "verdict serving");
+    if let Some(secret) = &service.generated_admin_token {
+        // Printed once, on the first start; only its hash is stored. A lost
+        // one is replaced by restarting with --admin-token.
+        println!("admin token (shown once, keep it): {secret}");
+    }
+    tracing::info!(address = %local, preset = %service.state.preset, storage = %storage_label, "verdict serving");
+    println!(
+        "verdict {} with {storage_label}, preset {}",
+        env!("CARGO_PKG_VERSION"),
+        service.state.preset
+    );
+    println!("docs on http://{local}/docs");
     println!("listening on http://{local}");
     match verdict_service::serve_on(listener, service).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

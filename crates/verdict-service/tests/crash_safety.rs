@@ -400,3 +400,50 @@ async fn a_panic_under_log_json_leaves_only_json_lines_and_rust_log_is_honoured(
         "RUST_LOG=debug shows debug events"
     );
 }
+
+/// A start that fails on "address in use" burns nothing: the admin token is
+/// generated (and printed) only by a start that got its port.
+#[tokio::test]
+async fn a_start_that_cannot_listen_does_not_burn_the_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("verdict.db");
+    let data = data.to_str().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let run = |listen: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+            .args(["serve", "--listen", &listen, "--data", data])
+            .env_remove("VERDICT_ADMIN_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let failed = run(port.clone()).wait_with_output().unwrap();
+    assert!(!failed.status.success());
+    let out = String::from_utf8_lossy(&failed.stdout);
+    assert!(!out.contains("admin token"), "{out}");
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("cannot listen"));
+
+    let mut started = run("127.0.0.1:0".into());
+    let stdout = started.stdout.take().unwrap();
+    let lines: Vec<String> = {
+        use std::io::BufRead;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("listening on");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    };
+    started.kill().unwrap();
+    let _ = started.wait();
+    let text = lines.join("\n");
+    assert!(text.contains("admin token (shown once"), "{text}");
+    assert!(text.contains("docs on http://"), "{text}");
+    assert!(text.contains("with SQLite at"), "{text}");
+}
