@@ -138,7 +138,8 @@ kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 # --- 3. overload ----------------------------------------------------------------
 say "3. overload: 4x the load --max-in-flight admits"
 # Each request holds its slot 20 ms (fault injection), so capacity is known:
-# 16 slots / 20 ms = 800 requests/s; 64 connections offer 4x that.
+# 16 slots / 20 ms = 800 requests/s; 64 connections offer 4x that. (Not on
+# /health: probes are never shed.)
 "$BIN/verdict" serve --listen 127.0.0.1:9301 --data "$WORK/overload/verdict.db" --admin-token "$ADMIN" \
   --rate-limit off --max-in-flight 16 --fault-injection >/dev/null 2>&1 & PIDS+=($!)
 OVER_PID=$!
@@ -146,14 +147,14 @@ wait_up http://127.0.0.1:9301/health
 DELAY=(-H "Authorization: Bearer $ADMIN" -H 'Fault-Injection: delay=20')
 RSS_BEFORE=$(rss_kb "$OVER_PID")
 for r in $(seq 1 "$ROUNDS"); do
-  run_wrk over_unloaded "$r" 16 http://127.0.0.1:9301/health "${DELAY[@]}"
-  run_wrk over_loaded "$r" 64 http://127.0.0.1:9301/health "${DELAY[@]}"
+  run_wrk over_unloaded "$r" 16 http://127.0.0.1:9301/v1/collections "${DELAY[@]}"
+  run_wrk over_loaded "$r" 64 http://127.0.0.1:9301/v1/collections "${DELAY[@]}"
 done
 # The time to answer a shed request, while the overload runs.
-wrk -t2 -c64 -d"$((DUR + 2))s" http://127.0.0.1:9301/health "${DELAY[@]}" >/dev/null 2>&1 &
+wrk -t2 -c64 -d"$((DUR + 2))s" http://127.0.0.1:9301/v1/collections "${DELAY[@]}" >/dev/null 2>&1 &
 LOAD=$!
 sleep 1
-"$BIN/verdict-bench-server" probe 127.0.0.1:9301 /health "$DUR" "Bearer $ADMIN" >"$WORK/probe.json"
+"$BIN/verdict-bench-server" probe 127.0.0.1:9301 /v1/collections "$DUR" "Bearer $ADMIN" >"$WORK/probe.json"
 wait "$LOAD" || true
 RSS_AFTER=$(rss_kb "$OVER_PID")
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()

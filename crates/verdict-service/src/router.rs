@@ -14,7 +14,7 @@ use verdict::{Contract, ContractService};
 use crate::access::{authenticate::TokenAuthenticator, authorize::ServiceAuthorizer};
 use crate::cluster::SharedLimits;
 use crate::http::{batch, collections, jobs, ops, records, tokens};
-use crate::observe::{fault, metrics};
+use crate::observe::{access, fault, metrics};
 use crate::state::AppState;
 use crate::surface::{Access, Operation, RequestBody, DOC_ASSETS, JSON, OPERATIONS, PROBES, REALM};
 
@@ -93,6 +93,9 @@ pub fn router(state: AppState) -> ContractService {
     } else {
         routes
     };
+
+    // What only the inside knows (token, client address), out to the access log.
+    let routes = routes.route_layer(axum::middleware::from_fn(access::annotate));
 
     let config = &state.config;
     let mut contract = Contract::new(state.error_preset())

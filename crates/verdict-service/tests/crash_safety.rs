@@ -328,9 +328,10 @@ async fn idempotent_creates_retried_after_sigkill_make_one_record_each() {
 }
 
 /// Under `--log-json` every line the service writes to stderr is JSON, a
-/// handler's panic included, and RUST_LOG chooses what is logged.
+/// handler's panic included; RUST_LOG chooses what is logged; each request
+/// has one access line.
 #[tokio::test]
-async fn a_panic_under_log_json_leaves_only_json_lines_and_rust_log_is_honoured() {
+async fn under_log_json_every_line_is_json_with_one_access_line_per_request_and_panics_included() {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let data = common::fresh_data(dir.path()).await;
@@ -378,6 +379,17 @@ async fn a_panic_under_log_json_leaves_only_json_lines_and_rust_log_is_honoured(
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+    let served = client
+        .request(
+            hyper::Request::get(format!("{base}/v1/collections"))
+                .header("authorization", format!("Bearer {}", common::ADMIN))
+                .header("x-request-id", "access-log-1")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
     child.start_kill().unwrap();
     let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut lines = Vec::new();
@@ -399,6 +411,27 @@ async fn a_panic_under_log_json_leaves_only_json_lines_and_rust_log_is_honoured(
         lines.iter().any(|l| l.contains("\"level\":\"DEBUG\"")),
         "RUST_LOG=debug shows debug events"
     );
+    // One access line per request, with what an operator greps for.
+    let access: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "verdict::access")
+        .collect();
+    assert_eq!(access.len(), 3, "{access:?}");
+    let line = access
+        .iter()
+        .find(|v| v["fields"]["request_id"] == "access-log-1")
+        .expect("the served request's line");
+    let fields = &line["fields"];
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["route"], "/v1/collections");
+    assert_eq!(fields["status"], 200);
+    assert_eq!(fields["token"], "admin");
+    assert_eq!(fields["client"], "127.0.0.1");
+    assert!(fields["duration_ms"].as_f64().is_some());
+    assert!(access
+        .iter()
+        .any(|v| v["fields"]["status"] == 401 && v["fields"]["token"] == "-"));
 }
 
 /// A start that fails on "address in use" burns nothing: the admin token is

@@ -82,12 +82,13 @@ fn method_label(method: &http::Method) -> &'static str {
         .unwrap_or("other")
 }
 
-/// The middleware, around the whole service.
+/// The middleware, around the whole service: metrics, and the access log
+/// line (with the same route label).
 pub async fn track(routes: Arc<Routes>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = method_label(req.method());
     let route = routes.label(req.uri().path());
-    let res = next.run(req).await;
+    let res = super::access::log(route, req, next).await;
     let status = res.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
         .increment(1);

@@ -1,4 +1,6 @@
-//! Watching and testing the service: Prometheus metrics and fault injection.
+//! Watching and testing the service: the access log, Prometheus metrics and
+//! fault injection.
 
+pub mod access;
 pub mod fault;
 pub mod metrics;

@@ -1,0 +1,80 @@
+//! The access log: one line per request, at info, through `tracing` (JSON
+//! with `--log-json`): method, route template, status, duration, response
+//! bytes, request id, token id and client address.
+//!
+//! Two pieces, because the contract's layers sit between them: [`annotate`],
+//! a route layer inside the contract, copies what only the inside knows (the
+//! token that was authenticated, the client address after trusted proxies)
+//! into the response's extensions; [`log`], outside everything, sees every
+//! response as sent (refusals too) and writes the line. A request refused
+//! before its route (a 401, a 429) has no token id in its line.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use verdict::auth::Authentication;
+use verdict::client_addr::ClientAddr;
+
+/// What the inside of the stack knew about a request, for its access line.
+#[derive(Clone, Debug)]
+struct Seen {
+    token: Option<String>,
+    client: Option<std::net::IpAddr>,
+}
+
+/// Route layer (inside the contract): carries the token id and the client
+/// address out on the response.
+pub async fn annotate(req: Request, next: Next) -> Response {
+    let seen = Seen {
+        token: req
+            .extensions()
+            .get::<Authentication>()
+            .and_then(Authentication::principal)
+            .map(|p| p.subject().to_string()),
+        client: ClientAddr::of(req.extensions()).map(|c| c.0),
+    };
+    let mut res = next.run(req).await;
+    res.extensions_mut().insert(seen);
+    res
+}
+
+/// Outermost: writes one line per request once its response head is ready
+/// (`route` is the operation's template, for few distinct values).
+pub async fn log(route: &'static str, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let res = next.run(req).await;
+    let seen = res.extensions().get::<Seen>();
+    let client = seen.and_then(|s| s.client).or(peer);
+    let token = seen.and_then(|s| s.token.as_deref()).unwrap_or("-");
+    let request_id = res
+        .headers()
+        .get(verdict::request_id::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let bytes = res
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info!(
+        target: "verdict::access",
+        method = %method,
+        route,
+        status = res.status().as_u16(),
+        duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+        bytes,
+        request_id,
+        token,
+        client = %client.map_or_else(|| "-".to_string(), |c| c.to_string()),
+        "request"
+    );
+    res
+}
