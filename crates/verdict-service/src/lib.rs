@@ -72,6 +72,25 @@ pub async fn build(config: ServeArgs, storage: Stores) -> Result<Service, Storag
         ),
         None => Arc::new(cluster::Shared::local()),
     };
+    // Checked now, so that an unreachable Redis is said at start rather than
+    // found later as a 503 on every request.
+    if let Some(url) = &config.shared {
+        match shared.readiness().await {
+            Ok("unreachable") => tracing::warn!(
+                redis = %cluster::redacted(url),
+                "Redis is unreachable; limits are this instance's own until it is back"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(StorageError::Unavailable(format!(
+                    "cannot reach Redis at {} ({}); start it, or pass --shared-unavailable local \
+                     to run with this instance's own limits until it is back",
+                    cluster::redacted(url),
+                    e.cause().unwrap_or("no answer")
+                )))
+            }
+        }
+    }
     let state = AppState {
         shared,
         storage,

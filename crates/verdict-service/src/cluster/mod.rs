@@ -312,6 +312,17 @@ impl Shared {
     }
 }
 
+/// A Redis URL without its password, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{host}")
+        }
+        None => "(a malformed URL)".to_string(),
+    }
+}
+
 /// Writes per token per UTC day, in this process.
 #[derive(Default)]
 pub(crate) struct WriteQuotas {

@@ -1,0 +1,204 @@
+//! What an operator meets: the start-up (the port bound before an admin token
+//! is made, Redis checked), and the logs (JSON lines, RUST_LOG, access lines).
+
+mod common;
+
+/// Under `--log-json` every line the service writes to stderr is JSON, a
+/// handler's panic included; RUST_LOG chooses what is logged; each request
+/// has one access line.
+#[tokio::test]
+async fn under_log_json_every_line_is_json_with_one_access_line_per_request_and_panics_included() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::fresh_data(dir.path()).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", &data])
+        .args([
+            "--admin-token",
+            common::ADMIN,
+            "--fault-injection",
+            "--log-json",
+        ])
+        .env_remove("VERDICT_LOG")
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = stdout.next_line().await.unwrap().expect("listening");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_string();
+        }
+    };
+    let client = common::client();
+    let panicked = client
+        .request(
+            hyper::Request::get(format!("{base}/v1/collections"))
+                .header("authorization", format!("Bearer {}", common::ADMIN))
+                .header("fault-injection", "panic")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(panicked.status(), 500);
+    // A refusal is logged at debug: shown only because RUST_LOG asks for it.
+    let refused = client
+        .request(
+            hyper::Request::get(format!("{base}/v1/collections"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let served = client
+        .request(
+            hyper::Request::get(format!("{base}/v1/collections"))
+                .header("authorization", format!("Bearer {}", common::ADMIN))
+                .header("x-request-id", "access-log-1")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    child.start_kill().unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut lines = Vec::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), stderr.next_line()).await
+    {
+        lines.push(line);
+    }
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not JSON: {line}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("a thread panicked")),
+        "the panic is one JSON event: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("\"level\":\"DEBUG\"")),
+        "RUST_LOG=debug shows debug events"
+    );
+    // One access line per request, with what an operator greps for.
+    let access: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "verdict::access")
+        .collect();
+    assert_eq!(access.len(), 3, "{access:?}");
+    let line = access
+        .iter()
+        .find(|v| v["fields"]["request_id"] == "access-log-1")
+        .expect("the served request's line");
+    let fields = &line["fields"];
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["route"], "/v1/collections");
+    assert_eq!(fields["status"], 200);
+    assert_eq!(fields["token"], "admin");
+    assert_eq!(fields["client"], "127.0.0.1");
+    assert!(fields["duration_ms"].as_f64().is_some());
+    assert!(access
+        .iter()
+        .any(|v| v["fields"]["status"] == 401 && v["fields"]["token"] == "-"));
+}
+
+/// A start that fails on "address in use" burns nothing: the admin token is
+/// generated (and printed) only by a start that got its port.
+#[tokio::test]
+async fn a_start_that_cannot_listen_does_not_burn_the_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("verdict.db");
+    let data = data.to_str().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let run = |listen: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+            .args(["serve", "--listen", &listen, "--data", data])
+            .env_remove("VERDICT_ADMIN_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let failed = run(port.clone()).wait_with_output().unwrap();
+    assert!(!failed.status.success());
+    let out = String::from_utf8_lossy(&failed.stdout);
+    assert!(!out.contains("admin token"), "{out}");
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("cannot listen"));
+
+    let mut started = run("127.0.0.1:0".into());
+    let stdout = started.stdout.take().unwrap();
+    let lines: Vec<String> = {
+        use std::io::BufRead;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("listening on");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    };
+    started.kill().unwrap();
+    let _ = started.wait();
+    let text = lines.join("\n");
+    assert!(text.contains("admin token (shown once"), "{text}");
+    assert!(text.contains("docs on http://"), "{text}");
+    assert!(text.contains("with SQLite at"), "{text}");
+}
+
+/// An unreachable Redis is said at start, without its password; with
+/// `--shared-unavailable local` the service starts anyway.
+#[tokio::test]
+async fn an_unreachable_redis_stops_the_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("verdict.db");
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let redis = format!("redis://:s3cret@127.0.0.1:{closed}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .args(["--admin-token", common::ADMIN, "--shared", &redis])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot reach Redis at redis://127.0.0.1:{closed}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--shared-unavailable local"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+
+    let (mut child, base) = common::spawn_binary(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--admin-token",
+        common::ADMIN,
+        "--shared",
+        &redis,
+        "--shared-unavailable",
+        "local",
+    ])
+    .await;
+    assert!(base.starts_with("http://127.0.0.1:"));
+    child.start_kill().unwrap();
+}
