@@ -153,6 +153,15 @@ pub struct ServeArgs {
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// Origins whose browsers may call the API (`https://app.example`; repeat
+    /// for several, or `*` for any). Without it, no CORS headers are sent.
+    #[arg(
+        long = "cors-origin",
+        env = "VERDICT_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Log lines as JSON instead of text. What is logged is set by
     /// VERDICT_LOG, else RUST_LOG (e.g. `info` or `info,verdict=debug`;
     /// default `info`).

@@ -150,6 +150,69 @@ pub fn router(state: AppState) -> ContractService {
         .layer(axum::middleware::from_fn(move |req, next| {
             metrics::track(labels.clone(), req, next)
         }));
+    let app = match cors(&state.config.cors_origins) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
     let _ = state.app.set(app.clone());
     app
+}
+
+/// CORS for `--cors-origin`, outside everything so that errors carry it too
+/// (a browser shows a network error, not our problem body, without it) and
+/// preflights are answered before credentials are asked for.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use http::header::{self, HeaderName};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| http::HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+        )
+    };
+    let name = HeaderName::from_static;
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                header::IF_MODIFIED_SINCE,
+                header::IF_UNMODIFIED_SINCE,
+                name("idempotency-key"),
+                name("x-request-id"),
+            ])
+            // What a client needs to read: validators, where things went,
+            // when to come back, its budget, and the id to quote.
+            .expose_headers([
+                header::ETAG,
+                header::LAST_MODIFIED,
+                header::LOCATION,
+                header::RETRY_AFTER,
+                header::LINK,
+                name("ratelimit-limit"),
+                name("ratelimit-remaining"),
+                name("ratelimit-reset"),
+                name("x-request-id"),
+                name("idempotent-replayed"),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }

@@ -468,3 +468,77 @@ async fn made_up_methods_do_not_grow_the_metrics() {
     assert!(!metrics.contains("method=\"BREW"), "{metrics}");
     assert!(metrics.contains("method=\"other\""), "{metrics}");
 }
+
+#[tokio::test]
+async fn browsers_on_an_allowed_origin_get_cors_on_preflights_and_on_errors() {
+    let s = common::start(&["--cors-origin", "https://app.example"]).await;
+    let preflight = s
+        .call("OPTIONS", "/v1/collections")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type, idempotency-key",
+        )
+        .send()
+        .await;
+    assert!(preflight.status.is_success(), "{}", preflight.status);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        "https://app.example"
+    );
+    assert!(preflight
+        .header("access-control-allow-methods")
+        .contains("POST"));
+    let allowed = preflight
+        .header("access-control-allow-headers")
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("idempotency-key"),
+        "{allowed}"
+    );
+
+    // An error carries CORS too, and exposes what a client reads.
+    let refused = s
+        .call("GET", "/v1/collections")
+        .header("origin", "https://app.example")
+        .send()
+        .await;
+    refused.assert_error(401, "missing_credentials");
+    assert_eq!(
+        refused.header("access-control-allow-origin"),
+        "https://app.example"
+    );
+    let exposed = refused
+        .header("access-control-expose-headers")
+        .to_ascii_lowercase();
+    for name in [
+        "etag",
+        "location",
+        "retry-after",
+        "ratelimit-remaining",
+        "x-request-id",
+        "link",
+    ] {
+        assert!(exposed.contains(name), "{name} in {exposed}");
+    }
+
+    // Another origin gets nothing to read with.
+    let other = s
+        .call("GET", "/health")
+        .header("origin", "https://evil.example")
+        .send()
+        .await;
+    assert!(!other.headers.contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn without_cors_origins_no_cors_headers_are_sent() {
+    let s = common::start(&[]).await;
+    let r = s
+        .call("GET", "/health")
+        .header("origin", "https://app.example")
+        .send()
+        .await;
+    assert!(!r.headers.contains_key("access-control-allow-origin"));
+}
