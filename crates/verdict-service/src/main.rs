@@ -3,6 +3,7 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use verdict_service::config::{Cli, Command};
+use verdict_service::storage::sqlite::backup::{backup, restore, sqlite_path};
 
 // A request allocates and frees many small objects across worker threads;
 // glibc's malloc spent a fifth of a page read in its own bookkeeping
@@ -15,6 +16,28 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Backup(args) => {
+            let done = sqlite_path(&args.data).and_then(|db| backup(&db, &args.file));
+            report(done, &format!("backed up to {}", args.file.display()))
+        }
+        Command::Restore(args) => {
+            let done = sqlite_path(&args.data).and_then(|db| restore(&args.file, &db, args.force));
+            report(done, &format!("restored {}", args.file.display()))
+        }
+    }
+}
+
+/// Prints what a one-shot command did, or why it could not.
+fn report(done: Result<(), String>, what: &str) -> std::process::ExitCode {
+    match done {
+        Ok(()) => {
+            println!("verdict: {what}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("verdict: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

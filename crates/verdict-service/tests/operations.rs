@@ -202,3 +202,171 @@ async fn an_unreachable_redis_stops_the_start_with_a_clear_message() {
     assert!(base.starts_with("http://127.0.0.1:"));
     child.start_kill().unwrap();
 }
+
+/// `verdict backup` under write load, then `verdict restore` into a new
+/// place: every write acknowledged before the backup began is there.
+#[tokio::test]
+async fn a_backup_taken_under_writes_restores_every_acknowledged_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.db");
+    let copy = dir.path().join("copy.db");
+    let restored = dir.path().join("restored.db");
+    let verdict = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (mut server, base) = common::spawn_binary(&[
+        "--data",
+        live.to_str().unwrap(),
+        "--admin-token",
+        common::ADMIN,
+        "--rate-limit",
+        "off",
+    ])
+    .await;
+    let client = common::client();
+    let origin = base.clone();
+    let send = move |method: &str, path: String, body: &str| {
+        hyper::Request::builder()
+            .method(method)
+            .uri(format!("{origin}{path}"))
+            .header("authorization", format!("Bearer {}", common::ADMIN))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .unwrap()
+    };
+    let created = client
+        .request(send(
+            "POST",
+            "/v1/collections".into(),
+            r#"{"name":"books"}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+
+    // Writers acknowledge records until told to stop.
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (client, acknowledged, stop) = (client.clone(), acknowledged.clone(), stop.clone());
+            let request = send.clone();
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = format!("w{w}-{n}");
+                    n += 1;
+                    let body = format!(r#"{{"id":"{id}","n":{n}}}"#);
+                    let res = client
+                        .request(request(
+                            "POST",
+                            "/v1/collections/books/records".into(),
+                            &body,
+                        ))
+                        .await;
+                    if res.is_ok_and(|r| r.status() == 201) {
+                        acknowledged.lock().unwrap().push(id);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let before_backup = acknowledged.lock().unwrap().clone();
+    let out = verdict(&[
+        "backup",
+        "--data",
+        live.to_str().unwrap(),
+        copy.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(
+        before_backup.len() > 20,
+        "the writers wrote: {}",
+        before_backup.len()
+    );
+
+    // The live database is open: restoring over it is refused.
+    let refused = verdict(&[
+        "restore",
+        "--data",
+        live.to_str().unwrap(),
+        copy.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("stop the service first"));
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+
+    let out = verdict(&[
+        "restore",
+        "--data",
+        restored.to_str().unwrap(),
+        copy.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut server, base) = common::spawn_binary(&[
+        "--data",
+        restored.to_str().unwrap(),
+        "--admin-token",
+        common::ADMIN,
+        "--rate-limit",
+        "off",
+    ])
+    .await;
+    let mut missing = Vec::new();
+    for id in &before_backup {
+        let req = hyper::Request::get(format!("{base}/v1/collections/books/records/{id}"))
+            .header("authorization", format!("Bearer {}", common::ADMIN))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        if client.request(req).await.unwrap().status() != 200 {
+            missing.push(id.clone());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged writes missing after restore: {missing:?}",
+        missing.len(),
+        before_backup.len()
+    );
+    server.start_kill().unwrap();
+
+    let pg = verdict(&["backup", "--data", "postgres://u:p@127.0.0.1/x", "x.db"]);
+    assert!(!pg.status.success());
+    assert!(String::from_utf8_lossy(&pg.stderr).contains("pg_dump"));
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"not a database").unwrap();
+    let bad = verdict(&[
+        "restore",
+        "--data",
+        restored.to_str().unwrap(),
+        junk.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(
+        !bad.status.success(),
+        "a file that is not a backup is refused"
+    );
+}

@@ -104,7 +104,9 @@ pub async fn start_on(dir: tempfile::TempDir, data: String, extra: &[&str]) -> S
         }
     }
     argv.extend(extra.iter().map(|s| s.to_string()));
-    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command;
+    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+        unreachable!("serve was asked for")
+    };
     let storage = verdict_service::open_storage(&args.data).await.unwrap();
     let service = verdict_service::build(args, storage).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -41,6 +41,7 @@ use super::rows::{self, job_columns, json_text, parse_json, record_size, unique_
 use super::*;
 use crate::observe::fault;
 
+pub mod backup;
 mod collections;
 mod engine;
 mod jobs;
