@@ -238,8 +238,11 @@ impl JobStore for PgStorage {
         describe: DescribeConflict,
     ) -> StorageResult<()> {
         let mut tx = self.begin().await?;
-        owns_job(&mut tx, &step.job_id, &step.owner).await?;
+        // The collection's lock before the job's: deleting a collection takes
+        // them in that order too, and the opposite order deadlocked (one of
+        // the two was aborted, a 500 when it was the delete).
         check_collection(&mut tx, step.collection.id, step.collection.version).await?;
+        owns_job(&mut tx, &step.job_id, &step.owner).await?;
         let mut failures = step.failures.clone();
         let mut imported = 0i64;
         for (line, record) in &step.records {
