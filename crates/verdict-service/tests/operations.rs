@@ -66,6 +66,49 @@ async fn under_log_json_every_line_is_json_with_one_access_line_per_request_and_
         .await
         .unwrap();
     assert_eq!(served.status(), 200);
+    // A job logs its start and its end.
+    let admin = |method: &str, path: &str, content_type: &str, body: String| {
+        hyper::Request::builder()
+            .method(method)
+            .uri(format!("{base}{path}"))
+            .header("authorization", format!("Bearer {}", common::ADMIN))
+            .header("content-type", content_type)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap()
+    };
+    let made = client
+        .request(admin(
+            "POST",
+            "/v1/collections",
+            "application/json",
+            r#"{"name":"logged"}"#.into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let lines_in: String = (0..1000).map(|i| format!("{{\"n\": {i}}}\n")).collect();
+    let started = client
+        .request(admin(
+            "POST",
+            "/v1/collections/logged/imports",
+            "application/x-ndjson",
+            lines_in,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let monitor = started.headers()["location"].to_str().unwrap().to_string();
+    let job_id = monitor.rsplit('/').next().unwrap().to_string();
+    for _ in 0..200 {
+        let res = client
+            .request(admin("GET", &monitor, "application/json", String::new()))
+            .await
+            .unwrap();
+        if res.status() == 303 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     child.start_kill().unwrap();
     let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut lines = Vec::new();
@@ -87,13 +130,21 @@ async fn under_log_json_every_line_is_json_with_one_access_line_per_request_and_
         lines.iter().any(|l| l.contains("\"level\":\"DEBUG\"")),
         "RUST_LOG=debug shows debug events"
     );
+    for event in ["job started", "job succeeded"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(event) && l.contains(&job_id)),
+            "{event} of {job_id}"
+        );
+    }
     // One access line per request, with what an operator greps for.
     let access: Vec<serde_json::Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["target"] == "verdict::access")
         .collect();
-    assert_eq!(access.len(), 3, "{access:?}");
+    assert!(access.len() >= 5, "{access:?}");
     let line = access
         .iter()
         .find(|v| v["fields"]["request_id"] == "access-log-1")

@@ -100,6 +100,15 @@ enum Outcome {
 }
 
 async fn run(st: AppState, owner: String, job: JobRow) {
+    let started = std::time::Instant::now();
+    if job.processed > 0 {
+        // Claimed again after its runner died (or this process restarted).
+        tracing::info!(job = %job.id, kind = %job.kind, collection = %job.collection,
+            token = %job.token_id, after_line = job.processed, "job resumed");
+    } else {
+        tracing::info!(job = %job.id, kind = %job.kind, collection = %job.collection,
+            token = %job.token_id, "job started");
+    }
     let outcome = match job.kind.as_str() {
         "export" => run_export(&st, &owner, &job).await,
         "import" => run_import(&st, &owner, &job).await,
@@ -108,6 +117,8 @@ async fn run(st: AppState, owner: String, job: JobRow) {
     let now = now_ms();
     let r = match outcome {
         Outcome::Done(result) => {
+            tracing::info!(job = %job.id, kind = %job.kind,
+                duration_ms = started.elapsed().as_millis() as u64, "job succeeded");
             st.storage
                 .jobs
                 .finish_job(
@@ -121,12 +132,17 @@ async fn run(st: AppState, owner: String, job: JobRow) {
                 .await
         }
         Outcome::Failed(why) => {
+            tracing::warn!(job = %job.id, kind = %job.kind, reason = %why,
+                duration_ms = started.elapsed().as_millis() as u64, "job failed");
             st.storage
                 .jobs
                 .finish_job(&job.id, &owner, JobState::Failed, None, Some(&why), now)
                 .await
         }
-        Outcome::Stopped => Ok(()),
+        Outcome::Stopped => {
+            tracing::info!(job = %job.id, kind = %job.kind, "job stopped (cancelled or taken over)");
+            Ok(())
+        }
     };
     if let Err(e) = r {
         tracing::info!(job = %job.id, error = %e, "job finished elsewhere or was cancelled");
@@ -350,6 +366,12 @@ async fn run_import(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
         }
         if !committed {
             return Outcome::Failed("the collection kept changing while the import ran".into());
+        }
+        // Milestones at each quarter of the input, not at every step.
+        let quarter = |line: i64| (line * 4) / last_line.max(1);
+        let before = step_lines.first().map_or(job.processed, |(n, _)| n - 1);
+        if quarter(processed) > quarter(before) && processed < last_line {
+            tracing::info!(job = %job.id, processed, of = last_line, "import progress");
         }
     }
     if lines.is_empty() {
