@@ -421,3 +421,45 @@ async fn a_backup_taken_under_writes_restores_every_acknowledged_write() {
         "a file that is not a backup is refused"
     );
 }
+
+/// An idle service writes nothing: the job worker's polls are reads, so the
+/// commit counter (each commit an fsync) stands still.
+#[tokio::test]
+async fn an_idle_service_makes_no_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("verdict.db");
+    let (mut child, base) = common::spawn_binary(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--admin-token",
+        common::ADMIN,
+    ])
+    .await;
+    let client = common::client();
+    let commits = || async {
+        let res = client
+            .request(
+                hyper::Request::get(format!("{base}/metrics"))
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find(|l| l.starts_with("verdict_sqlite_commits_total"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = commits().await;
+    // The worker polls every second: three polls.
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let after = commits().await;
+    assert_eq!(before, after, "idle polls committed");
+    child.start_kill().unwrap();
+}

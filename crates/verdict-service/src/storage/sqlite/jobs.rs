@@ -144,6 +144,19 @@ impl JobStore for SqliteStorage {
         lease_until: i64,
         per_token: u32,
     ) -> StorageResult<Option<JobRow>> {
+        // A read first: the worker polls every second, and an idle poll that
+        // went to the writer cost a commit (an fsync) each time.
+        let claimable = self.read(|conn| {
+            query_opt(
+                conn,
+                "SELECT 1 FROM jobs WHERE state = 'queued' OR (state = 'running' AND lease_until < ?1) LIMIT 1",
+                [now],
+                |_| Ok(()),
+            )
+        })?;
+        if claimable.is_none() {
+            return Ok(None);
+        }
         let owner = owner.to_owned();
         self.write(move |conn| {
             // One statement, on the one writer: two claimers never get one job.
