@@ -191,6 +191,15 @@ pub struct ServeArgs {
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// How long an `Idempotency-Key`'s answer is kept (a retry after that
+    /// runs anew).
+    #[arg(long, env = "VERDICT_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_retention: Duration,
+
+    /// How long a finished job (its state, result and report) is kept.
+    #[arg(long, env = "VERDICT_JOB_RETENTION", default_value = "7days", value_parser = parse_duration)]
+    pub job_retention: Duration,
+
     /// Origins whose browsers may call the API (`https://app.example`; repeat
     /// for several, or `*` for any). Without it, no CORS headers are sent.
     #[arg(

@@ -103,6 +103,7 @@ pub async fn build(config: ServeArgs, storage: Stores) -> Result<Service, Storag
     };
     let router = router::router(state.clone());
     jobs::worker::spawn_worker(state.clone());
+    jobs::expiry::spawn(state.clone());
     cluster::spawn_maintenance_follower(state.shared.clone(), state.maintenance.clone());
     Ok(Service {
         state,

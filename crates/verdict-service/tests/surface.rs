@@ -542,3 +542,48 @@ async fn without_cors_origins_no_cors_headers_are_sent() {
         .await;
     assert!(!r.headers.contains_key("access-control-allow-origin"));
 }
+
+#[tokio::test]
+async fn idempotent_answers_and_finished_jobs_expire_after_their_retention() {
+    let s = common::start(&["--idempotency-retention", "1s", "--job-retention", "1s"]).await;
+    s.collection(json!({"name": "kept"})).await;
+    let create = || {
+        s.admin("POST", "/v1/collections/kept/records")
+            .header("idempotency-key", "order-1")
+            .json(json!({"title": "a"}))
+    };
+    let first = create().send().await;
+    assert_eq!(first.status, 201);
+    let replay = create().send().await;
+    assert_eq!(replay.header("idempotent-replayed"), "true");
+    assert_eq!(replay.json()["id"], first.json()["id"]);
+
+    let job = s
+        .admin("POST", "/v1/collections/kept/imports")
+        .header("content-type", "application/x-ndjson")
+        .body("{\"n\": 1}\n{\"n\": 2}\n")
+        .send()
+        .await;
+    assert_eq!(job.status, 202);
+    let monitor = job.header("location").to_string();
+    for _ in 0..200 {
+        if s.admin("GET", &monitor).send().await.status == 303 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.admin("GET", &monitor).send().await.status, 303);
+
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    s.admin("GET", &monitor)
+        .send()
+        .await
+        .assert_error(404, "job_not_found");
+    let again = create().send().await;
+    assert_eq!(
+        again.status, 201,
+        "the key's answer expired: the request runs anew"
+    );
+    assert!(!again.headers.contains_key("idempotent-replayed"));
+    assert_ne!(again.json()["id"], first.json()["id"]);
+}

@@ -455,6 +455,9 @@ pub trait IdempotencyStore: Send + Sync + 'static {
         token_id: &str,
         key: &str,
     ) -> StorageResult<Option<StoredResponse>>;
+    /// Forgets the answers stored before `before` (ms since the Unix epoch);
+    /// how many.
+    async fn purge_idempotent(&self, before: i64) -> StorageResult<u64>;
 }
 
 /// Export and import jobs: queue, leases, inputs, results, progress.
@@ -519,6 +522,9 @@ pub trait JobStore: Send + Sync + 'static {
     ) -> StorageResult<()>;
     /// Cancels a job that has not finished; `Conflict(JobFinished)` once finished.
     async fn cancel_job(&self, id: &str, now: i64) -> StorageResult<JobRow>;
+    /// Deletes the jobs that finished before `before` (ms since the Unix
+    /// epoch), with their inputs, results and failures; how many.
+    async fn purge_jobs(&self, before: i64) -> StorageResult<u64>;
 }
 
 /// A backend: every store in one (SQLite, PostgreSQL).

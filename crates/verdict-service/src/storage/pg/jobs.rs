@@ -362,4 +362,16 @@ impl JobStore for PgStorage {
         commit(tx).await?;
         job_from_row(&row)
     }
+
+    async fn purge_jobs(&self, before: i64) -> StorageResult<u64> {
+        // Inputs, results and failures go by the foreign keys' cascade.
+        execute(
+            self.pool()?,
+            sqlx::query(
+                "DELETE FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1",
+            )
+            .bind(before),
+        )
+        .await
+    }
 }

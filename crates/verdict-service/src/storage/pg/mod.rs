@@ -48,6 +48,11 @@ fn migrator() -> Migrator {
             "collection identity",
             include_str!("../../../migrations/postgres/0002_collection_identity.sql"),
         ),
+        migration(
+            3,
+            "retention",
+            include_str!("../../../migrations/postgres/0003_retention.sql"),
+        ),
     ])
 }
 

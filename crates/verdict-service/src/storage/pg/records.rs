@@ -261,4 +261,12 @@ impl IdempotencyStore for PgStorage {
             body: col(&row, "body")?,
         }))
     }
+
+    async fn purge_idempotent(&self, before: i64) -> StorageResult<u64> {
+        execute(
+            self.pool()?,
+            sqlx::query("DELETE FROM idempotency WHERE created_at < $1").bind(before),
+        )
+        .await
+    }
 }

@@ -350,4 +350,17 @@ impl JobStore for SqliteStorage {
         })
         .await
     }
+
+    async fn purge_jobs(&self, before: i64) -> StorageResult<u64> {
+        self.write(move |conn| {
+            // Inputs, results and failures go by the foreign keys' cascade.
+            execute(
+                conn,
+                "DELETE FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1",
+                [before],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
 }

@@ -9,6 +9,7 @@ use super::*;
 pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_collection_identity.sql"),
+    include_str!("../../../migrations/sqlite/0003_retention.sql"),
 ];
 
 /// Applies the migrations not yet applied, in one transaction.

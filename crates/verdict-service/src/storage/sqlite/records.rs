@@ -251,4 +251,16 @@ impl IdempotencyStore for SqliteStorage {
             )
         })
     }
+
+    async fn purge_idempotent(&self, before: i64) -> StorageResult<u64> {
+        self.write(move |conn| {
+            execute(
+                conn,
+                "DELETE FROM idempotency WHERE created_at < ?1",
+                [before],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
 }
