@@ -467,6 +467,15 @@ async fn made_up_methods_do_not_grow_the_metrics() {
     let metrics = s.call("GET", "/metrics").send().await.text();
     assert!(!metrics.contains("method=\"BREW"), "{metrics}");
     assert!(metrics.contains("method=\"other\""), "{metrics}");
+    // Every metric says what it is; the version and the requests in flight are there.
+    for line in [
+        "# HELP http_requests_total",
+        "# HELP http_request_duration_seconds",
+        "# HELP http_requests_in_flight",
+        "verdict_build_info{version=",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 }
 
 #[tokio::test]

@@ -99,6 +99,15 @@ enum Outcome {
     Stopped,
 }
 
+/// Counts a job that ended here, and how long it ran.
+fn job_metrics(kind: &str, state: &'static str, started: std::time::Instant) {
+    // Bounded labels: the two kinds the service makes.
+    let kind = if kind == "export" { "export" } else { "import" };
+    metrics::counter!("verdict_jobs_finished_total", "kind" => kind, "state" => state).increment(1);
+    metrics::histogram!("verdict_job_duration_seconds", "kind" => kind)
+        .record(started.elapsed().as_secs_f64());
+}
+
 async fn run(st: AppState, owner: String, job: JobRow) {
     let started = std::time::Instant::now();
     if job.processed > 0 {
@@ -119,6 +128,7 @@ async fn run(st: AppState, owner: String, job: JobRow) {
         Outcome::Done(result) => {
             tracing::info!(job = %job.id, kind = %job.kind,
                 duration_ms = started.elapsed().as_millis() as u64, "job succeeded");
+            job_metrics(&job.kind, "succeeded", started);
             st.storage
                 .jobs
                 .finish_job(
@@ -134,6 +144,7 @@ async fn run(st: AppState, owner: String, job: JobRow) {
         Outcome::Failed(why) => {
             tracing::warn!(job = %job.id, kind = %job.kind, reason = %why,
                 duration_ms = started.elapsed().as_millis() as u64, "job failed");
+            job_metrics(&job.kind, "failed", started);
             st.storage
                 .jobs
                 .finish_job(&job.id, &owner, JobState::Failed, None, Some(&why), now)

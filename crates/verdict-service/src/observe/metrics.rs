@@ -34,6 +34,7 @@ pub fn handle() -> PrometheusHandle {
                 .expect("buckets are valid")
                 .install_recorder()
                 .expect("one recorder per process");
+            describe();
             let upkeep = handle.clone();
             std::thread::Builder::new()
                 .name("metrics-upkeep".into())
@@ -45,6 +46,46 @@ pub fn handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Help text for every metric, and the build's version as a gauge.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "http_requests_total",
+        "Requests answered, by route template, method and status."
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "Time from a request's arrival to its response head, by route and method."
+    );
+    describe_gauge!(
+        "http_requests_in_flight",
+        "Requests being processed now (load shedding starts at --max-in-flight)."
+    );
+    describe_counter!(
+        "verdict_sqlite_commits_total",
+        "SQLite commits (each one fsync), carrying one or more writes."
+    );
+    describe_counter!(
+        "verdict_sqlite_batched_writes_total",
+        "Writes committed to SQLite; divided by the commits, the group-commit batch size."
+    );
+    describe_counter!(
+        "verdict_jobs_finished_total",
+        "Jobs that ended, by kind (export, import) and state (succeeded, failed)."
+    );
+    describe_histogram!(
+        "verdict_job_duration_seconds",
+        Unit::Seconds,
+        "How long a job ran in this process, by kind."
+    );
+    describe_gauge!(
+        "verdict_build_info",
+        "1, labelled with the running version."
+    );
+    metrics::gauge!("verdict_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
 /// Path templates for labels.
@@ -88,7 +129,10 @@ pub async fn track(routes: Arc<Routes>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = method_label(req.method());
     let route = routes.label(req.uri().path());
+    let in_flight = metrics::gauge!("http_requests_in_flight");
+    in_flight.increment(1.0);
     let res = super::access::log(route, req, next).await;
+    in_flight.decrement(1.0);
     let status = res.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
         .increment(1);
