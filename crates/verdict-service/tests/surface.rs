@@ -596,3 +596,75 @@ async fn idempotent_answers_and_finished_jobs_expire_after_their_retention() {
     assert!(!again.headers.contains_key("idempotent-replayed"));
     assert_ne!(again.json()["id"], first.json()["id"]);
 }
+
+/// Wait for a job's monitor to point at its result; the result's path.
+async fn finished(s: &common::Server, monitor: &str) -> String {
+    for _ in 0..300 {
+        let r = s.admin("GET", monitor).send().await;
+        if r.status == 303 {
+            return r.header("location").to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{monitor} did not finish");
+}
+
+#[tokio::test]
+async fn an_export_as_ndjson_imports_back_into_the_same_records() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "src"})).await;
+    s.collection(json!({"name": "dst"})).await;
+    for i in 0..5 {
+        s.record(
+            "src",
+            json!({"id": format!("r{i}"), "n": i, "tags": ["a", i]}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    // A changed record: updated_at after created_at.
+    s.admin("PATCH", "/v1/collections/src/records/r2")
+        .merge_patch(json!({"n": 20}))
+        .send()
+        .await;
+
+    let export = s.admin("POST", "/v1/collections/src/exports").send().await;
+    assert_eq!(export.status, 202);
+    let result = finished(&s, export.header("location")).await;
+    let lines = s
+        .admin("GET", &result)
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await;
+    assert_eq!(lines.status, 200);
+    assert_eq!(lines.header("content-type"), "application/x-ndjson");
+    assert_eq!(lines.text().lines().count(), 5);
+
+    let import = s
+        .admin("POST", "/v1/collections/dst/imports")
+        .header("content-type", "application/x-ndjson")
+        .body(lines.text())
+        .send()
+        .await;
+    assert_eq!(import.status, 202);
+    finished(&s, import.header("location")).await;
+
+    let page = |name: &str| {
+        let path = format!("/v1/collections/{name}/records");
+        let call = s.admin("GET", &path);
+        async move { call.send().await.json()["items"].clone() }
+    };
+    let (before, after) = (page("src").await, page("dst").await);
+    assert_eq!(
+        before, after,
+        "ids, fields, created_at and updated_at all kept"
+    );
+    assert_ne!(after[2]["created_at"], after[2]["updated_at"]);
+
+    // An import's report has no line-per-record form.
+    s.admin("GET", &finished(&s, import.header("location")).await)
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .assert_error(406, "not_acceptable");
+}

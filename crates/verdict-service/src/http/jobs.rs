@@ -7,10 +7,12 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use verdict::auth::{Authenticated, Principal};
 use verdict::extract::RawBody;
+use verdict::negotiate::Negotiated;
 use verdict::ApiError;
 
 use crate::http::fail::{Fail, Reply};
@@ -185,36 +187,51 @@ pub async fn result(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Authenticated(p): Authenticated,
+    negotiated: Option<Extension<Negotiated>>,
 ) -> Reply {
     let job = visible_job(&st, &p, &id).await?;
+    let ndjson = negotiated
+        .as_ref()
+        .is_some_and(|n| n.0.media_type() == "application/x-ndjson");
+    if ndjson && job.kind != "export" {
+        // Only an export's records have a line-per-record form.
+        return Err(ApiError::not_acceptable(&["application/json"]).into());
+    }
     let document = match job.state {
         JobState::Succeeded => st.storage.jobs.job_result(&id, 0).await?,
         _ => None,
     };
     let not_ready =
         || -> Fail { crate::problems::job_result_not_ready(&id, job.state.as_str()).into() };
-    let body = match (job.kind.as_str(), document) {
-        ("export", Some(first)) => export_body(st, job, first),
-        (_, Some(doc)) => Body::from(doc),
-        (_, None) if job.kind == "export" && job.state == JobState::Succeeded => {
-            export_body(st, job, Vec::new())
-        }
-        _ => return Err(not_ready()),
+    let exported = job.kind == "export" && job.state == JobState::Succeeded;
+    let body = match document {
+        Some(first) if exported => export_body(st, job, first, ndjson),
+        None if exported => export_body(st, job, Vec::new(), ndjson),
+        Some(doc) => Body::from(doc),
+        None => return Err(not_ready()),
+    };
+    let media = if ndjson {
+        "application/x-ndjson"
+    } else {
+        "application/json"
     };
     Ok(Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_TYPE, media)
+        .header(header::VARY, "Accept")
         .body(body)
         .map_err(ApiError::internal)?)
 }
 
-/// `{"collection", "count", "records": [...]}` with the records read chunk by chunk.
-fn export_body(st: AppState, job: JobRow, first: Vec<u8>) -> Body {
+/// `{"collection", "count", "records": [...]}` with the records read chunk
+/// by chunk; or (`ndjson`) one record a line, the form an import takes.
+fn export_body(st: AppState, job: JobRow, first: Vec<u8>, ndjson: bool) -> Body {
     let head = format!(
         "{{\"collection\":{},\"count\":{},\"records\":[",
         Value::String(job.collection.clone()),
         job.processed
     );
     struct Cursor {
+        ndjson: bool,
         st: AppState,
         id: String,
         next: i64,
@@ -223,6 +240,7 @@ fn export_body(st: AppState, job: JobRow, first: Vec<u8>) -> Body {
         done: bool,
     }
     let cursor = Cursor {
+        ndjson,
         st,
         id: job.id,
         next: 1,
@@ -247,8 +265,12 @@ fn export_body(st: AppState, job: JobRow, first: Vec<u8>) -> Body {
         };
         let Some(chunk) = chunk else {
             c.done = true;
-            return Some((Ok(Bytes::from_static(b"]}")), c));
+            let tail: &'static [u8] = if c.ndjson { b"" } else { b"]}" };
+            return Some((Ok(Bytes::from_static(tail)), c));
         };
+        if c.ndjson {
+            return Some((ndjson_lines(&chunk).map_err(std::io::Error::other), c));
+        }
         let mut out = Vec::with_capacity(chunk.len() + 1);
         if !chunk.is_empty() {
             if c.wrote_any {
@@ -259,6 +281,7 @@ fn export_body(st: AppState, job: JobRow, first: Vec<u8>) -> Body {
         }
         Some((Ok(Bytes::from(out)), c))
     });
+    let head = if ndjson { String::new() } else { head };
     let head = futures_util::stream::once(async move { Ok(Bytes::from(head)) });
     Body::from_stream(futures_util::StreamExt::chain(head, chunks))
 }
@@ -275,4 +298,23 @@ pub async fn cancel(
         Err(StorageError::NotFound) => Err(job_not_found(&id).into()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A stored chunk of an export (records separated by commas, as the JSON
+/// form splices them in) as one record a line.
+fn ndjson_lines(chunk: &[u8]) -> Result<Bytes, serde_json::Error> {
+    if chunk.is_empty() {
+        return Ok(Bytes::new());
+    }
+    let mut array = Vec::with_capacity(chunk.len() + 2);
+    array.push(b'[');
+    array.extend_from_slice(chunk);
+    array.push(b']');
+    let records: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&array)?;
+    let mut out = Vec::with_capacity(chunk.len() + records.len());
+    for record in records {
+        out.extend_from_slice(record.get().as_bytes());
+        out.push(b'\n');
+    }
+    Ok(Bytes::from(out))
 }

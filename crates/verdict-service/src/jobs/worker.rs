@@ -23,7 +23,7 @@ use verdict::ApiError;
 
 use crate::model::imports::{line_count, numbered_lines};
 use crate::model::records::{record_json, valid_id, ID_RULE, MAX_PAGE_BYTES};
-use crate::model::time::now_ms;
+use crate::model::time::{now_ms, parse_rfc3339};
 use crate::state::AppState;
 use crate::storage::{
     CollectionRow, Conflict, ExportChunk, ImportStep, JobRow, JobState, LineFailure, RecordRow,
@@ -243,7 +243,15 @@ async fn run_export(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
 }
 
 /// One line's record (its id and data), or what is wrong with it.
-type ParsedLine = Result<(String, Map<String, Value>), Value>;
+/// A line's record: its id, data, and the times an export wrote (if any).
+type ParsedLine = Result<(String, Map<String, Value>, Times), Value>;
+
+/// `created_at` and `updated_at` as a line gave them (unix ms).
+#[derive(Clone, Copy, Debug, Default)]
+struct Times {
+    created: Option<i64>,
+    updated: Option<i64>,
+}
 
 /// One line's record, or what is wrong with it (before storage).
 fn parse_line(job: &JobRow, line: i64, text: &[u8]) -> ParsedLine {
@@ -257,9 +265,19 @@ fn parse_line(job: &JobRow, line: i64, text: &[u8]) -> ParsedLine {
         Some(Value::String(s)) if valid_id(&s) => s,
         Some(_) => return Err(one("/id", ID_RULE.into())),
     };
-    data.remove("created_at");
-    data.remove("updated_at");
-    Ok((id, data))
+    // An export's lines carry the records' times: an import of them keeps
+    // those, so export -> import reproduces a collection.
+    let mut time = |field: &str| match data.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(t)) => parse_rfc3339(&t).map(Some).ok_or(()),
+        Some(_) => Err(()),
+    };
+    let times = match (time("created_at"), time("updated_at")) {
+        (Ok(created), Ok(updated)) => Times { created, updated },
+        (Err(()), _) => return Err(one("/created_at", "must be an RFC 3339 time".into())),
+        (_, Err(())) => return Err(one("/updated_at", "must be an RFC 3339 time".into())),
+    };
+    Ok((id, data, times))
 }
 
 /// An error's failing fields as `[{pointer, detail}]` (its detail if it names none).
@@ -337,21 +355,23 @@ async fn run_import(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
                         line: *line,
                         errors: errors.clone(),
                     }),
-                    Ok((id, data)) => match st.schemas.validate(&c, data.clone()).await {
+                    Ok((id, data, times)) => match st.schemas.validate(&c, data.clone()).await {
                         Err(e) => step.failures.push(LineFailure {
                             line: *line,
                             errors: problem_errors(&e),
                         }),
                         Ok(data) => {
                             let now = now_ms();
+                            let created_at = times.created.unwrap_or(now);
+                            let updated_at = times.updated.unwrap_or(now).max(created_at);
                             step.records.push((
                                 *line,
                                 RecordRow {
                                     id: id.clone(),
                                     data,
                                     version: 1,
-                                    created_at: now,
-                                    updated_at: now,
+                                    created_at,
+                                    updated_at,
                                 },
                             ));
                         }

@@ -19,3 +19,23 @@ pub fn system_time(ms: i64) -> SystemTime {
 pub fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(system_time(ms)).to_string()
 }
+
+/// An RFC 3339 time (as [`rfc3339`] writes it, `Z` or an offset-free UTC
+/// time) in unix milliseconds; `None` if it is not one, or before 1970.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let at = humantime::parse_rfc3339_weak(text).ok()?;
+    let ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis();
+    i64::try_from(ms).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_through_their_text() {
+        let now = now_ms();
+        assert_eq!(parse_rfc3339(&rfc3339(now)), Some(now));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+}
