@@ -463,3 +463,42 @@ async fn an_idle_service_makes_no_commits() {
     assert_eq!(before, after, "idle polls committed");
     child.start_kill().unwrap();
 }
+
+/// PostgreSQL that cannot be used is said plainly at start: the cause and
+/// what to do, never the URL's password.
+#[tokio::test]
+async fn an_unusable_postgresql_is_said_plainly_at_start() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let start = |data: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data", &data])
+            .output()
+            .unwrap()
+    };
+    let out = start(format!("postgres://app:s3cret@127.0.0.1:{closed}/verdict"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+
+    if tokio::net::TcpStream::connect("127.0.0.1:5432")
+        .await
+        .is_err()
+    {
+        if std::env::var_os("CI").is_some() {
+            panic!("PostgreSQL (127.0.0.1:5432) is needed under CI");
+        }
+        eprintln!("skipping the missing-database half: PostgreSQL is not reachable");
+        return;
+    }
+    let out = start("postgres://postgres:s3cret@127.0.0.1:5432/verdict_no_such_db".into());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not exist") && stderr.contains("createdb"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}

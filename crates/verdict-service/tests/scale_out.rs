@@ -411,3 +411,30 @@ async fn a_job_whose_instance_is_killed_is_finished_by_the_other() {
     assert_eq!(v["failed"], json!([]), "{v}");
     assert_eq!(v["imported"], lines, "{v}");
 }
+
+/// `?sslmode=require` (as managed databases ask) connects over TLS, and the
+/// service works as on a plain connection.
+#[tokio::test]
+async fn postgresql_over_tls_when_the_url_asks_for_it() {
+    if !common::postgres_and_redis_or_skip("postgresql_over_tls_when_the_url_asks_for_it").await {
+        return;
+    }
+    use sqlx::Connection;
+    let url = common::fresh_postgres().await;
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let tls = format!("{url}?sslmode=require");
+    let s = common::start_on(tempfile::tempdir().unwrap(), tls, &[]).await;
+    s.collection(json!({"name": "secure"})).await;
+    s.record("secure", json!({"id": "r1"})).await;
+    let mut admin = sqlx::PgConnection::connect(&common::postgres_admin_url())
+        .await
+        .unwrap();
+    let encrypted: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE a.datname = '{database}' AND s.ssl"
+    )))
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(encrypted > 0, "the service's connections use TLS");
+}

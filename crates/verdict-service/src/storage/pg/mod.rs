@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
+use sqlx::{AssertSqlSafe, Connection, Row, SqlSafeStr};
 
 use super::rows::{self, job_columns, json_text, parse_json, record_size, unique_value};
 use super::*;
@@ -86,6 +86,11 @@ impl PgStorage {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| StorageError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        // One connection first, for the real cause of a failure (a pool
+        // that cannot connect only says that it timed out).
+        if let Err(e) = sqlx::postgres::PgConnection::connect_with(&options).await {
+            return Err(StorageError::Unavailable(why_not(&e, &options)));
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             // Short, so a request fails fast with 503 while the server is down.
@@ -129,6 +134,29 @@ impl PgStorage {
             .await
             .map(|_| ())
             .map_err(db_err)
+    }
+}
+
+/// What an operator should read when PostgreSQL refuses the first
+/// connection: the cause, and what to do (never the password).
+fn why_not(e: &sqlx::Error, options: &PgConnectOptions) -> String {
+    let (host, port) = (options.get_host(), options.get_port());
+    let database = options.get_database().unwrap_or("postgres");
+    let user = options.get_username();
+    match e {
+        sqlx::Error::Io(io) => format!("cannot connect to PostgreSQL at {host}:{port}: {io}"),
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("3D000") => format!(
+            "database \"{database}\" does not exist on {host}:{port}: create it with \
+             `createdb -h {host} -p {port} -U {user} {database}`"
+        ),
+        sqlx::Error::Database(d) if d.code().is_some_and(|c| c == "28P01" || c == "28000") => {
+            format!(
+                "PostgreSQL at {host}:{port} refused user \"{user}\": {}",
+                d.message()
+            )
+        }
+        sqlx::Error::Tls(tls) => format!("TLS to PostgreSQL at {host}:{port} failed: {tls}"),
+        other => format!("PostgreSQL at {host}:{port}: {other}"),
     }
 }
 
