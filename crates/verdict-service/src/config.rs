@@ -30,6 +30,51 @@ pub enum Command {
     Backup(BackupArgs),
     /// Put a backup in place of the SQLite database (stop the service first).
     Restore(RestoreArgs),
+    /// Create, list or revoke tokens on the storage, without an admin token.
+    Token(TokenArgs),
+}
+
+/// `verdict token`.
+#[derive(Clone, Debug, Args)]
+pub struct TokenArgs {
+    /// The database, as `serve --data` names it.
+    #[arg(
+        long,
+        env = "VERDICT_DATA",
+        default_value = "./verdict-data/verdict.db",
+        global = true
+    )]
+    pub data: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+/// `verdict token create|list|revoke`.
+#[derive(Clone, Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; its secret is printed once.
+    Create {
+        /// A scope: read, write or admin (repeat for several).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// A collection the token is limited to (repeat; none: all).
+        #[arg(long = "collection")]
+        collections: Vec<String>,
+        /// Its own rate limit, `REQUESTS/DURATION` (`100/1m`).
+        #[arg(long, value_parser = parse_quota, default_value = "off")]
+        rate_limit: RateLimitArg,
+        /// Writes it may make a UTC day.
+        #[arg(long)]
+        write_quota: Option<u32>,
+    },
+    /// List the tokens (never their secrets).
+    List,
+    /// Revoke a token: it gets 401 from then on.
+    Revoke {
+        /// The token's id (the part before the `.`).
+        id: String,
+    },
 }
 
 /// `verdict backup`.

@@ -20,6 +20,19 @@ async fn main() -> std::process::ExitCode {
             let done = sqlite_path(&args.data).and_then(|db| backup(&db, &args.file));
             report(done, &format!("backed up to {}", args.file.display()))
         }
+        Command::Token(args) => {
+            let done = verdict_service::cli::token(args).await;
+            match done {
+                Ok(text) => {
+                    println!("{text}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("verdict: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         Command::Restore(args) => {
             let done = sqlite_path(&args.data).and_then(|db| restore(&args.file, &db, args.force));
             report(done, &format!("restored {}", args.file.display()))

@@ -502,3 +502,68 @@ async fn an_unusable_postgresql_is_said_plainly_at_start() {
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
+
+/// Tokens from the command line: made, listed and revoked on the data, seen
+/// by a running service within a second or so.
+#[tokio::test]
+async fn tokens_are_made_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("verdict.db");
+    let data = data.to_str().unwrap().to_string();
+    let verdict = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+            .arg("token")
+            .args(args)
+            .args(["--data", &data])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = verdict(&["create", "--scope", "read"]);
+    assert!(ok, "{err}");
+    let token = out.trim().rsplit(' ').next().unwrap().to_string();
+    let id = token.split('.').next().unwrap().to_string();
+    let (ok, out, _) = verdict(&["list"]);
+    assert!(ok && out.contains(&id), "{out}");
+    let (ok, _, err) = verdict(&["create", "--scope", "root"]);
+    assert!(!ok && err.contains("not a scope"), "{err}");
+    let (ok, _, err) = verdict(&["revoke", "admin"]);
+    assert!(!ok && err.contains("--admin-token"), "{err}");
+
+    let (mut child, base) =
+        common::spawn_binary(&["--data", &data, "--admin-token", common::ADMIN]).await;
+    let client = common::client();
+    let get = |token: String| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            client
+                .request(
+                    hyper::Request::get(format!("{base}/v1/collections"))
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                        .unwrap(),
+                )
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(get(token.clone()).await, 200);
+    let (ok, _, err) = verdict(&["revoke", &id]);
+    assert!(ok, "{err}");
+    let mut status = 200;
+    for _ in 0..40 {
+        status = get(token.clone()).await.as_u16();
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 401, "the running service sees the revocation");
+    child.start_kill().unwrap();
+}

@@ -12,7 +12,7 @@ use verdict::{ApiError, FieldError, Json};
 
 use crate::http::fail::Reply;
 use crate::model::time::{now_ms, rfc3339};
-use crate::model::tokens::{hash_secret, new_secret, ADMIN_ID, SCOPES};
+use crate::model::tokens::{hash_secret, invalid_scopes, new_secret, ADMIN_ID};
 use crate::state::AppState;
 use crate::storage::{StorageError, TokenRow};
 use crate::surface::urls;
@@ -63,13 +63,11 @@ pub async fn create(State(st): State<AppState>, Json(body): Json<NewToken>) -> R
     if body.scopes.is_empty() {
         errors.push(FieldError::new("/scopes", "must name at least one scope"));
     }
-    for (i, s) in body.scopes.iter().enumerate() {
-        if !SCOPES.contains(&s.as_str()) {
-            errors.push(FieldError::new(
-                format!("/scopes/{i}"),
-                "must be read, write or admin",
-            ));
-        }
+    for i in invalid_scopes(&body.scopes) {
+        errors.push(FieldError::new(
+            format!("/scopes/{i}"),
+            "must be read, write or admin",
+        ));
     }
     let mut granted = Vec::new();
     let mut names = HashMap::new();

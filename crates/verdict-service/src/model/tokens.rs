@@ -33,6 +33,16 @@ impl Grants {
     }
 }
 
+/// The positions of `scopes` that are not scopes.
+pub fn invalid_scopes(scopes: &[String]) -> Vec<usize> {
+    scopes
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !SCOPES.contains(&s.as_str()))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// What is stored of a secret: its SHA-256 (compared in constant time).
 pub fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
