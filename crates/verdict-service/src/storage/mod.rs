@@ -24,6 +24,7 @@
 pub mod cached;
 pub mod pg;
 mod rows;
+mod sql;
 pub mod sqlite;
 
 use std::fmt;

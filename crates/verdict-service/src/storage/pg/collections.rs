@@ -2,6 +2,7 @@
 
 use super::records::insert_unique_values;
 use super::*;
+use crate::storage::sql;
 
 #[async_trait]
 impl CollectionStore for PgStorage {
@@ -97,11 +98,7 @@ impl CollectionStore for PgStorage {
         if let Some(unique) = &change.unique {
             if unique != &current.unique {
                 // Rebuild the unique index from the records; a duplicate is a 409.
-                execute(
-                    &mut *tx,
-                    sqlx::query("DELETE FROM unique_values WHERE collection_id = $1").bind(id),
-                )
-                .await?;
+                execute(&mut *tx, sqlx::query(sql::CLEAR_UNIQUE_VALUES).bind(id)).await?;
                 current.unique = unique.clone();
                 let rows = sqlx::query("SELECT * FROM records WHERE collection_id = $1")
                     .bind(id)
@@ -115,31 +112,25 @@ impl CollectionStore for PgStorage {
             }
         }
         if let Some((new_name, until)) = &change.rename {
-            let taken = sqlx::query(
-                "SELECT 1 FROM collections WHERE name = $1
-                 UNION ALL SELECT 1 FROM aliases WHERE old_name = $1 AND until > $2 AND collection_id <> $3",
-            )
-            .bind(new_name)
-            .bind(change.updated_at)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            let taken = sqlx::query(sql::NAME_TAKEN)
+                .bind(new_name)
+                .bind(change.updated_at)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
             if taken.is_some() {
                 return Err(StorageError::Conflict(Conflict::CollectionExists));
             }
-            execute(&mut *tx, sqlx::query(
-                "INSERT INTO aliases (old_name, collection_id, until) VALUES ($1, $2, $3)
-                 ON CONFLICT (old_name) DO UPDATE SET collection_id = excluded.collection_id, until = excluded.until",
-            )
-            .bind(&current.name)
-            .bind(id)
-            .bind(until)).await?;
             execute(
                 &mut *tx,
-                sqlx::query("DELETE FROM aliases WHERE old_name = $1").bind(new_name),
+                sqlx::query(sql::ALIAS_OLD_NAME)
+                    .bind(&current.name)
+                    .bind(id)
+                    .bind(until),
             )
             .await?;
+            execute(&mut *tx, sqlx::query(sql::FREE_NEW_NAME).bind(new_name)).await?;
             current.name = new_name.clone();
         }
         current.updated_at = change.updated_at;

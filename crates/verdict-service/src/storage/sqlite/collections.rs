@@ -2,6 +2,7 @@
 
 use super::records::{insert_unique_values, unique_pairs};
 use super::*;
+use crate::storage::sql;
 
 const COLLECTION_BY_ID: &str = "SELECT * FROM collections WHERE id = ?1";
 
@@ -97,7 +98,7 @@ impl CollectionStore for SqliteStorage {
             if let Some(unique) = &change.unique {
                 if unique != &current.unique {
                     // Rebuild the unique index from the records; a duplicate is a 409.
-                    execute(conn, "DELETE FROM unique_values WHERE collection_id = ?1", [id])?;
+                    execute(conn, sql::CLEAR_UNIQUE_VALUES, [id])?;
                     current.unique = unique.clone();
                     let mut stmt = conn
                         .prepare_cached("SELECT * FROM records WHERE collection_id = ?1")
@@ -112,8 +113,7 @@ impl CollectionStore for SqliteStorage {
             if let Some((new_name, until)) = &change.rename {
                 let taken = query_opt(
                     conn,
-                    "SELECT 1 FROM collections WHERE name = ?1
-                     UNION ALL SELECT 1 FROM aliases WHERE old_name = ?1 AND until > ?2 AND collection_id <> ?3",
+                    sql::NAME_TAKEN,
                     params![new_name, change.updated_at, id],
                     |_| Ok(()),
                 )?;
@@ -123,11 +123,10 @@ impl CollectionStore for SqliteStorage {
                 // The old name points here for the alias period; the new one is no alias.
                 execute(
                     conn,
-                    "INSERT INTO aliases (old_name, collection_id, until) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (old_name) DO UPDATE SET collection_id = excluded.collection_id, until = excluded.until",
+                    sql::ALIAS_OLD_NAME,
                     params![current.name, id, until],
                 )?;
-                execute(conn, "DELETE FROM aliases WHERE old_name = ?1", [new_name])?;
+                execute(conn, sql::FREE_NEW_NAME, [new_name])?;
                 current.name = new_name.clone();
             }
             current.updated_at = change.updated_at;
