@@ -8,11 +8,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Extension;
-use base64::Engine;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 use verdict::auth::{Authenticated, Principal};
 use verdict::conditional::Preconditions;
 use verdict::extract::RawBody;
@@ -20,9 +18,9 @@ use verdict::negotiate::Negotiated;
 use verdict::{ApiError, FieldError};
 
 use crate::http::fail::{Fail, Reply};
+use crate::http::idempotency::{answer, fingerprint, idempotency_key, replayed};
 use crate::http::representation::{tagged, validators_of};
 use crate::http::resolve::{gone, reload, resolve};
-use crate::model::idempotency::valid_idempotency_key;
 use crate::model::records::{
     merge_patch, record_json, valid_field_name, valid_id, RecordJson, ID_RULE, MAX_PAGE_BYTES,
     WRITE_ATTEMPTS,
@@ -115,23 +113,6 @@ fn write_answer(
     }
 }
 
-/// The `Idempotency-Key` of a request, if it has one (400 if malformed).
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(key) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    key.to_str()
-        .ok()
-        .filter(|k| valid_idempotency_key(k))
-        .map(|k| Some(k.to_string()))
-        .ok_or_else(|| {
-            ApiError::invalid_header(
-                "Idempotency-Key",
-                "must be 1 to 255 visible ASCII characters (spaces only inside)",
-            )
-        })
-}
-
 /// `POST /v1/collections/{c}/records`, with `Idempotency-Key` replaying the first answer.
 ///
 /// The record and the answer kept for its key commit in one transaction: a
@@ -149,13 +130,7 @@ pub async fn create(
     let Some(key) = key else {
         return create_once(&st, &p, &name, &uri, &body, None).await;
     };
-    let fingerprint = {
-        let mut h = Sha256::new();
-        h.update(uri.path().as_bytes());
-        h.update([0]);
-        h.update(&body);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
-    };
+    let fingerprint = fingerprint(uri.path(), &body);
     // Concurrent retries (on any instance) wait for the first.
     let _held = st.shared.lock(&format!("{}:{}", p.subject(), key)).await?;
     if let Some(stored) = st
@@ -168,34 +143,6 @@ pub async fn create(
     }
     let idem = (key, fingerprint);
     create_once(&st, &p, &name, &uri, &body, Some(&idem)).await
-}
-
-/// A stored answer, replayed: 409 if the key was first used for another request.
-fn replayed(stored: StoredResponse, fingerprint: &str) -> Result<Response, ApiError> {
-    if stored.fingerprint != fingerprint {
-        // 409, not the IETF draft's 422: the request itself is valid; it
-        // conflicts with what the key already stands for.
-        return Err(crate::problems::idempotency_key_reused());
-    }
-    let mut res = answer(stored);
-    res.headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    Ok(res)
-}
-
-/// A stored response as a response.
-fn answer(stored: StoredResponse) -> Response {
-    let mut res = Response::new(axum::body::Body::from(stored.body));
-    *res.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    for (n, v) in stored.headers {
-        if let (Ok(n), Ok(v)) = (
-            header::HeaderName::from_bytes(n.as_bytes()),
-            HeaderValue::from_str(&v),
-        ) {
-            res.headers_mut().insert(n, v);
-        }
-    }
-    res
 }
 
 async fn create_once(
