@@ -26,6 +26,16 @@ async fn under_log_json_every_line_is_json_with_one_access_line_per_request_and_
         .kill_on_drop(true)
         .spawn()
         .expect("the binary starts");
+    // Read as it comes: a pipe nobody reads fills up (RUST_LOG=debug is
+    // verbose) and would stall the server on its next log line.
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let collected = tokio::spawn(async move {
+        let mut lines = Vec::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            lines.push(line);
+        }
+        lines
+    });
     let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let base = loop {
         let line = stdout.next_line().await.unwrap().expect("listening");
@@ -110,13 +120,10 @@ async fn under_log_json_every_line_is_json_with_one_access_line_per_request_and_
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     child.start_kill().unwrap();
-    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut lines = Vec::new();
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(std::time::Duration::from_secs(5), stderr.next_line()).await
-    {
-        lines.push(line);
-    }
+    let lines = tokio::time::timeout(std::time::Duration::from_secs(10), collected)
+        .await
+        .expect("stderr ends once the process is gone")
+        .unwrap();
     assert!(!lines.is_empty());
     for line in &lines {
         let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
