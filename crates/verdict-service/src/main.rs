@@ -16,35 +16,25 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Backup(args) => {
-            let done = sqlite_path(&args.data).and_then(|db| backup(&db, &args.file));
-            report(done, &format!("backed up to {}", args.file.display()))
-        }
-        Command::Token(args) => {
-            let done = verdict_service::cli::token(args).await;
-            match done {
-                Ok(text) => {
-                    println!("{text}");
-                    std::process::ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("verdict: {e}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Restore(args) => {
-            let done = sqlite_path(&args.data).and_then(|db| restore(&args.file, &db, args.force));
-            report(done, &format!("restored {}", args.file.display()))
-        }
+        Command::Backup(args) => report(
+            sqlite_path(&args.data)
+                .and_then(|db| backup(&db, &args.file))
+                .map(|()| format!("verdict: backed up to {}", args.file.display())),
+        ),
+        Command::Token(args) => report(verdict_service::cli::token(args).await),
+        Command::Restore(args) => report(
+            sqlite_path(&args.data)
+                .and_then(|db| restore(&args.file, &db, args.force))
+                .map(|()| format!("verdict: restored {}", args.file.display())),
+        ),
     }
 }
 
 /// Prints what a one-shot command did, or why it could not.
-fn report(done: Result<(), String>, what: &str) -> std::process::ExitCode {
+fn report(done: Result<String, String>) -> std::process::ExitCode {
     match done {
-        Ok(()) => {
-            println!("verdict: {what}");
+        Ok(text) => {
+            println!("{text}");
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
