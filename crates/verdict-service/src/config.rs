@@ -254,6 +254,12 @@ pub struct ServeArgs {
     )]
     pub cors_origins: Vec<String>,
 
+    /// Send bodies as they are, never gzip, brotli or zstd (for a reverse
+    /// proxy that compresses itself). By default a body of 1 KiB or more is
+    /// compressed when `Accept-Encoding` asks for it.
+    #[arg(long, env = "VERDICT_NO_COMPRESSION")]
+    pub no_compression: bool,
+
     /// Log lines as JSON instead of text. What is logged is set by
     /// VERDICT_LOG, else RUST_LOG (e.g. `info` or `info,verdict=debug`;
     /// default `info`).

@@ -150,6 +150,13 @@ pub fn router(state: AppState) -> ContractService {
         .layer(axum::middleware::from_fn(move |req, next| {
             metrics::track(labels.clone(), req, next)
         }));
+    // Outside the metrics and the access log, which count the bytes the
+    // application produced; inside CORS, whose headers are not compressed.
+    let app = if state.config.no_compression {
+        app
+    } else {
+        app.layer(verdict::compression::CompressionLayer::new())
+    };
     let app = match cors(&state.config.cors_origins) {
         Some(cors) => app.layer(cors),
         None => app,

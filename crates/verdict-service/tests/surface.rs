@@ -455,6 +455,38 @@ async fn probes_answer_past_the_rate_limit_under_load_and_in_maintenance() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["maintenance"], true);
     assert_eq!(s.call("GET", "/livez").send().await.status, 200);
+    // (admins keep working in maintenance; everyone else is refused)
+    s.call("GET", "/v1/collections")
+        .send()
+        .await
+        .assert_error(503, "maintenance");
+
+    // Each kind of refusal is counted, by its problem code; storage and the
+    // process report themselves.
+    let metrics = s.call("GET", "/metrics").send().await.text();
+    for code in ["rate_limited", "overloaded", "maintenance"] {
+        let line = format!("http_problems_total{{code=\"{code}\"}} ");
+        let count: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("{line} in {metrics}"))
+            .parse()
+            .unwrap();
+        assert!(count >= 1.0, "{line}{count}");
+    }
+    for line in [
+        "verdict_storage_up 1",
+        "# HELP http_problems_total",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_cpu_seconds_total ",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(
+        !metrics.contains("verdict_shared_up"),
+        "no --shared: {metrics}"
+    );
 }
 
 #[tokio::test]
@@ -667,4 +699,172 @@ async fn an_export_as_ndjson_imports_back_into_the_same_records() {
         .send()
         .await
         .assert_error(406, "not_acceptable");
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("a gzip body");
+    out
+}
+
+#[tokio::test]
+async fn a_compressed_page_has_its_own_etag_and_still_gets_304() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "notes"})).await;
+    for i in 0..40 {
+        s.record(
+            "notes",
+            json!({"n": i, "text": "a note long enough to be worth compressing"}),
+        )
+        .await;
+    }
+    let page = "/v1/collections/notes/records?limit=100";
+    let plain = s.admin("GET", page).send().await;
+    assert_eq!(plain.status, 200);
+    assert!(plain.headers.get("content-encoding").is_none());
+    let plain_tag = plain.header("etag").to_string();
+
+    let gz = s
+        .admin("GET", page)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await;
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.header("content-encoding"), "gzip");
+    let vary: Vec<&str> = gz
+        .headers
+        .get_all("vary")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        vary.join(",")
+            .to_ascii_lowercase()
+            .contains("accept-encoding"),
+        "{vary:?}"
+    );
+    assert!(
+        gz.bytes.len() * 3 < plain.bytes.len(),
+        "{} vs {}",
+        gz.bytes.len(),
+        plain.bytes.len()
+    );
+    assert_eq!(gunzip(&gz.bytes), plain.bytes.to_vec());
+    // A strong tag names one sequence of bytes: the gzip bytes get their own.
+    let gz_tag = gz.header("etag").to_string();
+    assert_eq!(
+        gz_tag,
+        format!("{}-gzip\"", plain_tag.trim_end_matches('"'))
+    );
+
+    for (coding, suffix) in [("br", "-br\""), ("zstd", "-zstd\"")] {
+        let r = s
+            .admin("GET", page)
+            .header("accept-encoding", coding)
+            .send()
+            .await;
+        assert_eq!(r.header("content-encoding"), coding);
+        assert!(r.header("etag").ends_with(suffix), "{}", r.header("etag"));
+    }
+
+    // The compressed copy is still current: 304, naming the tag the client holds.
+    let again = s
+        .admin("GET", page)
+        .header("accept-encoding", "gzip")
+        .header("if-none-match", &gz_tag)
+        .send()
+        .await;
+    assert_eq!(again.status, 304);
+    assert!(again.bytes.is_empty());
+    assert_eq!(again.header("etag"), gz_tag);
+    // And the identity tag still works for a client that does not compress.
+    let again = s
+        .admin("GET", page)
+        .header("if-none-match", &plain_tag)
+        .send()
+        .await;
+    assert_eq!(again.status, 304);
+    assert_eq!(again.header("etag"), plain_tag);
+
+    // An `Accept-Encoding` that rules out everything is disregarded, never a
+    // 406 carrying a page.
+    let none = s
+        .admin("GET", page)
+        .header("accept-encoding", "identity;q=0, *;q=0")
+        .send()
+        .await;
+    assert_eq!(none.status, 200);
+    assert_eq!(none.bytes, plain.bytes);
+}
+
+#[tokio::test]
+async fn a_write_conditioned_on_a_compressed_records_etag_applies() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "docs"})).await;
+    let id = s.record("docs", json!({"body": "x".repeat(4000)})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/collections/docs/records/{id}");
+    let gz = s
+        .admin("GET", &path)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await;
+    assert_eq!(gz.header("content-encoding"), "gzip");
+    let tag = gz.header("etag").to_string();
+    assert!(tag.ends_with("-gzip\""), "{tag}");
+
+    let patched = s
+        .admin("PATCH", &path)
+        .header("if-match", &tag)
+        .merge_patch(json!({"title": "kept"}))
+        .send()
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    // The same tag is now stale.
+    let stale = s
+        .admin("PATCH", &path)
+        .header("if-match", &tag)
+        .merge_patch(json!({"title": "lost"}))
+        .send()
+        .await;
+    stale.assert_error(412, "precondition_failed");
+
+    // Small bodies are sent as they are: gzip would make them larger.
+    let small = s.record("docs", json!({"t": 1})).await;
+    let small = s
+        .admin(
+            "GET",
+            &format!(
+                "/v1/collections/docs/records/{}",
+                small["id"].as_str().unwrap()
+            ),
+        )
+        .header("accept-encoding", "gzip")
+        .send()
+        .await;
+    assert!(small.headers.get("content-encoding").is_none());
+    assert!(!small.header("etag").contains("-gzip"));
+}
+
+#[tokio::test]
+async fn without_compression_bodies_are_sent_as_they_are() {
+    let s = common::start(&["--no-compression"]).await;
+    s.collection(json!({"name": "docs"})).await;
+    let id = s.record("docs", json!({"body": "x".repeat(4000)})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .admin("GET", &format!("/v1/collections/docs/records/{id}"))
+        .header("accept-encoding", "gzip, br, zstd")
+        .send()
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.get("content-encoding").is_none());
+    assert!(r.json()["body"].as_str().unwrap().len() == 4000);
 }

@@ -98,7 +98,7 @@ impl TagCondition {
 }
 
 /// Splits a tag list on commas outside quotes.
-fn split_tags(s: &str) -> Vec<&str> {
+pub(crate) fn split_tags(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut start, mut quoted) = (0, false);
     for (i, c) in s.char_indices() {

@@ -276,6 +276,13 @@ pub fn render<'a>(
 #[derive(Clone, Debug)]
 pub(crate) struct Rendered(pub(crate) Arc<ApiError>);
 
+/// The error a response was rendered from, if it is an error the contract's
+/// stack rendered: for metrics and logs that count refusals by problem code
+/// (`overloaded`, `rate_limited`, `maintenance`, ...), outside the stack.
+pub fn rendered_error<B>(res: &http::Response<B>) -> Option<&ApiError> {
+    res.extensions().get::<Rendered>().map(|r| &*r.0)
+}
+
 /// `error` as a response in `format` with `status` (the preset's): the body,
 /// the headers the error carries (and `Upgrade` on a 426), `no-store`.
 pub(crate) fn response(

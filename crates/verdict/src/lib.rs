@@ -63,6 +63,8 @@ pub mod auth;
 pub mod body_limit;
 pub mod body_timeout;
 pub mod client_addr;
+#[cfg(feature = "compression")]
+pub mod compression;
 pub mod conditional;
 pub mod content_type;
 pub mod deadline;

@@ -37,8 +37,17 @@ pub async fn livez() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-/// `GET /metrics`.
-pub async fn metrics() -> impl IntoResponse {
+/// `GET /metrics`; storage, Redis and the process are read now, so the
+/// figures are as fresh as the scrape.
+pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    let up = |ok: bool| if ok { 1.0 } else { 0.0 };
+    let storage = st.storage.health.ping().await.is_ok();
+    ::metrics::gauge!("verdict_storage_up").set(up(storage));
+    if st.shared.is_shared() {
+        let shared = matches!(st.shared.readiness().await, Ok("ok"));
+        ::metrics::gauge!("verdict_shared_up").set(up(shared));
+    }
+    crate::observe::metrics::process().collect();
     (
         [(
             header::CONTENT_TYPE,

@@ -1,5 +1,7 @@
 //! `/metrics`: Prometheus text from the `metrics` ecosystem: requests by
-//! route, method and status, and latency histograms by route.
+//! route, method and status, latency histograms by route, error responses by
+//! problem code (sheds, rate-limit and maintenance refusals among them), the
+//! health of storage and Redis, jobs, and the process's own figures.
 //!
 //! The route label is the operation's path template (`/v1/collections/{c}`),
 //! matched with `matchit` (axum's own router) against the operations table, so
@@ -81,11 +83,34 @@ fn describe() {
         Unit::Seconds,
         "How long a job ran in this process, by kind."
     );
+    describe_counter!(
+        "http_problems_total",
+        "Error responses by problem code: `overloaded` counts requests shed past \
+         --max-in-flight, `rate_limited` rate-limit refusals, `maintenance` refusals \
+         in maintenance mode."
+    );
+    describe_gauge!(
+        "verdict_storage_up",
+        "1 if the database answered at the last scrape, else 0."
+    );
+    describe_gauge!(
+        "verdict_shared_up",
+        "1 if Redis (--shared) answered at the last scrape, 0 if not; absent without --shared."
+    );
     describe_gauge!(
         "verdict_build_info",
         "1, labelled with the running version."
     );
     metrics::gauge!("verdict_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    process().describe();
+}
+
+/// The process's own figures (CPU seconds, resident and virtual memory, open
+/// file descriptors and their limit, threads, start time), as
+/// `process_*` metrics, read at each scrape.
+pub fn process() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
 }
 
 /// Path templates for labels.
@@ -138,5 +163,9 @@ pub async fn track(routes: Arc<Routes>, req: Request, next: Next) -> Response {
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
         .record(start.elapsed().as_secs_f64());
+    if let Some(error) = verdict::format::rendered_error(&res) {
+        // Codes come from the catalogs, a bounded set.
+        metrics::counter!("http_problems_total", "code" => error.code().to_string()).increment(1);
+    }
     res
 }
