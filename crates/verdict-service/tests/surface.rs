@@ -148,7 +148,7 @@ async fn pages_follow_cursors_and_filters_and_serve_csv() {
         .assert_error(400, "invalid_query");
     // Another API's pagination, or a field outside the filter namespace, is a
     // 400 naming the parameter, never an empty page.
-    for param in ["page=2", "offset=10", "per_page=5", "team=red", "sort=age"] {
+    for param in ["page=2", "offset=10", "per_page=5", "team=red", "order=age"] {
         let r = s
             .admin("GET", &format!("/v1/collections/people/records?{param}"))
             .send()
@@ -867,4 +867,155 @@ async fn without_compression_bodies_are_sent_as_they_are() {
     assert_eq!(r.status, 200);
     assert!(r.headers.get("content-encoding").is_none());
     assert!(r.json()["body"].as_str().unwrap().len() == 4000);
+}
+
+/// Every page of `path` (which has no query yet besides `query`), following
+/// `next_cursor`, as (id, n, title).
+async fn walk(s: &common::Server, path: &str, query: &str) -> Vec<(String, Value, Value)> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}?{query}&cursor={c}"),
+            None => format!("{path}?{query}"),
+        };
+        let r = s.admin("GET", &url).send().await;
+        assert_eq!(r.status, 200, "{url}: {}", r.text());
+        let body = r.json();
+        for item in body["items"].as_array().unwrap() {
+            out.push((
+                item["id"].as_str().unwrap().to_string(),
+                item.get("n").cloned().unwrap_or(Value::Null),
+                item["title"].clone(),
+            ));
+        }
+        match body["next_cursor"].as_str() {
+            Some(c) => {
+                // The Link header carries the same sort, for clients that follow it.
+                assert!(r.header("link").contains("sort="), "{}", r.header("link"));
+                cursor = Some(c.to_string());
+            }
+            None => break,
+        }
+        assert!(out.len() <= 100, "the pages never end");
+    }
+    out
+}
+
+#[tokio::test]
+async fn lists_sort_on_several_keys_across_pages_and_count_their_matches() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "books"})).await;
+    let titles = ["delta", "alpha", "charlie", "bravo", "echo"];
+    for i in 0..23 {
+        let mut body =
+            json!({"title": titles[i % 5], "shelf": if i % 3 == 0 { "top" } else { "low" }});
+        // Repeated numbers, so the title and then the id break ties; some
+        // records have no `n` or a null one.
+        match i % 7 {
+            5 => {}
+            6 => body["n"] = Value::Null,
+            k => body["n"] = json!(k % 4),
+        }
+        s.record("books", body).await;
+    }
+    let path = "/v1/collections/books/records";
+    let all = walk(&s, path, "limit=100").await;
+    assert_eq!(all.len(), 23);
+
+    let expected = |descending_n: bool| {
+        let mut rows = all.clone();
+        rows.sort_by(|a, b| {
+            let n = |v: &Value| v.as_f64();
+            let by_n = match (n(&a.1), n(&b.1)) {
+                (None, None) => std::cmp::Ordering::Equal,
+                // Missing and null come first ascending, last descending.
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => x.partial_cmp(&y).unwrap(),
+            };
+            let by_n = if descending_n { by_n.reverse() } else { by_n };
+            by_n.then(a.2.as_str().cmp(&b.2.as_str()))
+                .then(a.0.cmp(&b.0))
+        });
+        rows
+    };
+    assert_eq!(
+        walk(&s, path, "limit=4&sort=-n,title").await,
+        expected(true)
+    );
+    assert_eq!(
+        walk(&s, path, "limit=3&sort=n,title").await,
+        expected(false)
+    );
+    // Descending by id, across pages.
+    let mut by_id_desc: Vec<String> = all.iter().map(|r| r.0.clone()).collect();
+    by_id_desc.reverse();
+    let got: Vec<String> = walk(&s, path, "limit=5&sort=-id")
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(got, by_id_desc);
+    // By creation time, newest first, over pages.
+    let mut stamps = Vec::new();
+    let mut url = format!("{path}?sort=-created_at&limit=6");
+    loop {
+        let page = s.admin("GET", &url).send().await.json();
+        for item in page["items"].as_array().unwrap() {
+            stamps.push(item["created_at"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => url = format!("{path}?sort=-created_at&limit=6&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(stamps.len(), 23);
+    assert!(stamps.windows(2).all(|w| w[0] >= w[1]), "{stamps:?}");
+
+    // The total counts what the filters match, not what the page holds.
+    let top = s
+        .admin(
+            "GET",
+            &format!("{path}?filter%5Bshelf%5D=top&count=true&limit=2"),
+        )
+        .send()
+        .await;
+    assert_eq!(top.json()["total"], 8);
+    assert_eq!(top.json()["items"].as_array().unwrap().len(), 2);
+    assert_eq!(top.header("x-total-count"), "8");
+    assert!(s
+        .admin("GET", path)
+        .send()
+        .await
+        .json()
+        .get("total")
+        .is_none());
+
+    // What cannot be meant is refused, naming the parameter.
+    for (query, param) in [
+        ("sort=n,n", "sort"),
+        ("sort=id,n", "sort"),
+        ("sort=a$b", "sort"),
+        ("count=yes", "count"),
+    ] {
+        let r = s.admin("GET", &format!("{path}?{query}")).send().await;
+        r.assert_error(400, "invalid_query");
+        assert!(r.text().contains(param), "{}", r.text());
+    }
+    // A cursor belongs to its sort.
+    let first = s
+        .admin("GET", &format!("{path}?sort=-n&limit=2"))
+        .send()
+        .await
+        .json();
+    let cursor = first["next_cursor"].as_str().unwrap();
+    s.admin("GET", &format!("{path}?sort=n&cursor={cursor}"))
+        .send()
+        .await
+        .assert_error(400, "invalid_query");
+    s.admin("GET", &format!("{path}?cursor={cursor}"))
+        .send()
+        .await
+        .assert_error(400, "invalid_query");
 }

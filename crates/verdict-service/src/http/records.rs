@@ -7,7 +7,7 @@
 //! 404 -> 412/304 -> 422 -> 409.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Extension;
 use serde_json::{json, Map, Value};
@@ -21,6 +21,7 @@ use crate::http::fail::{Fail, Reply};
 use crate::http::idempotency::{answer, fingerprint, idempotency_key, replayed};
 use crate::http::representation::{tagged, validators_of};
 use crate::http::resolve::{gone, reload, resolve};
+use crate::model::listing;
 use crate::model::records::{
     merge_patch, record_json, valid_field_name, valid_id, RecordJson, ID_RULE, MAX_PAGE_BYTES,
     WRITE_ATTEMPTS,
@@ -28,7 +29,8 @@ use crate::model::records::{
 use crate::model::time::now_ms;
 use crate::state::AppState;
 use crate::storage::{
-    CollectionRow, Conflict, Filter, IdempotentAnswer, RecordRow, StorageError, StoredResponse,
+    CollectionRow, Conflict, Filter, IdempotentAnswer, ListRequest, RecordRow, SortKey,
+    StorageError, StoredResponse,
 };
 use crate::surface::urls;
 
@@ -377,11 +379,19 @@ fn filter_field(key: &str) -> Option<&str> {
     key.strip_prefix("filter[")?.strip_suffix(']')
 }
 
-/// The query of a list: `limit`, `cursor`, and `filter[field]=value` filters.
+/// The query of a list: `limit`, `cursor`, `sort`, `count` and
+/// `filter[field]=value` filters.
 struct ListQuery {
     limit: u32,
-    after: Option<String>,
+    /// The position after which the page starts, one value per sort key.
+    after: Option<Vec<Value>>,
     filters: Vec<Filter>,
+    /// Never empty; ends with the id.
+    sort: Vec<SortKey>,
+    /// Whether `sort` was given (the next page's link repeats it).
+    sorted: bool,
+    /// Whether the page says how many records match the filters.
+    count: bool,
 }
 
 fn parse_list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
@@ -389,7 +399,11 @@ fn parse_list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
         limit: DEFAULT_LIMIT,
         after: None,
         filters: Vec::new(),
+        sort: vec![SortKey::BY_ID],
+        sorted: false,
+        count: false,
     };
+    let mut cursor = None;
     let pairs = uri.query().unwrap_or("");
     for (k, v) in form_pairs(pairs) {
         match k.as_str() {
@@ -405,24 +419,22 @@ fn parse_list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
                         )
                     })?;
             }
-            "cursor" => {
-                // The cursor is the last id of the previous page: any id is a position.
-                if !valid_id(&v) {
-                    return Err(ApiError::invalid_query(
-                        "cursor",
-                        "must be a `next_cursor` from an earlier page",
-                    ));
-                }
-                q.after = Some(v);
-            }
-            // Sorting needs a cursor that carries the sort key; until then a
-            // `sort` is refused rather than ignored (an ignored one would look
-            // like a sorted page).
+            "cursor" => cursor = Some(v),
             "sort" => {
-                return Err(ApiError::invalid_query(
-                    "sort",
-                    "is not supported yet: pages come in id order",
-                ))
+                q.sort = listing::parse_sort(&v).map_err(|e| ApiError::invalid_query("sort", e))?;
+                q.sorted = true;
+            }
+            "count" => {
+                q.count = match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ApiError::invalid_query(
+                            "count",
+                            "must be `true` or `false`",
+                        ))
+                    }
+                }
             }
             key => {
                 match filter_field(key) {
@@ -441,11 +453,26 @@ fn parse_list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
                     // guess at another API's pagination.
                     None => return Err(ApiError::invalid_query(
                         key,
-                        "is not a parameter of this list: use limit, cursor or filter[field]=value",
+                        "is not a parameter of this list: use limit, cursor, sort, count or filter[field]=value",
                     )),
                 }
             }
         }
+    }
+    if let Some(cursor) = cursor {
+        q.after = Some(if q.sort == [SortKey::BY_ID] {
+            // In id order the cursor is the last id of the previous page: any id is a position.
+            if !valid_id(&cursor) {
+                return Err(ApiError::invalid_query(
+                    "cursor",
+                    "must be a `next_cursor` from an earlier page",
+                ));
+            }
+            vec![Value::String(cursor)]
+        } else {
+            listing::read_sorted_cursor(&q.sort, &cursor)
+                .map_err(|e| ApiError::invalid_query("cursor", e))?
+        });
     }
     Ok(q)
 }
@@ -466,28 +493,39 @@ pub async fn list(
     let q = parse_list_query(&uri)?;
     let c = resolve(&st, &name, &uri).await?;
     // One more than asked tells whether there is a next page.
-    let page = st
-        .storage
-        .records
-        .list_records(
-            c.id,
-            q.after.as_deref(),
-            q.limit + 1,
-            &q.filters,
-            MAX_PAGE_BYTES,
-        )
-        .await?;
+    let list = ListRequest {
+        filters: &q.filters,
+        sort: &q.sort,
+        after: q.after.as_deref(),
+        limit: q.limit + 1,
+        max_bytes: MAX_PAGE_BYTES,
+    };
+    let page = st.storage.records.list_records(c.id, &list).await?;
+    let total = match q.count {
+        true => Some(st.storage.records.count_records(c.id, &q.filters).await?),
+        false => None,
+    };
     let mut rows = page.rows;
-    let next = if rows.len() > q.limit as usize {
+    let last = if rows.len() > q.limit as usize {
         rows.truncate(q.limit as usize);
-        rows.last().map(|r| r.id.clone())
+        rows.last()
     } else if page.cut_short {
-        rows.last().map(|r| r.id.clone())
+        rows.last()
     } else {
         None
     };
+    let next = last.map(|row| match q.sort == [SortKey::BY_ID] {
+        true => row.id.clone(),
+        false => listing::sorted_cursor(&q.sort, row),
+    });
     let link = next.as_ref().map(|cur| {
         let mut params: Vec<String> = vec![format!("limit={}", q.limit), format!("cursor={cur}")];
+        if q.sorted {
+            params.push(format!("sort={}", encode(&listing::sort_text(&q.sort))));
+        }
+        if q.count {
+            params.push("count=true".into());
+        }
         for f in &q.filters {
             params.push(format!("filter%5B{}%5D={}", f.field, encode(&f.value)));
         }
@@ -501,14 +539,25 @@ pub async fn list(
         Some("text/csv") => crate::http::csv::page(&rows)?,
         _ => {
             let items: Vec<RecordJson> = rows.iter().map(record_json).collect();
-            axum::Json(json!({"items": items, "next_cursor": next, "limit": q.limit}))
-                .into_response()
+            let mut body = json!({"items": items, "next_cursor": next, "limit": q.limit});
+            if let Some(total) = total {
+                body["total"] = json!(total);
+            }
+            axum::Json(body).into_response()
         }
     };
     res.headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept"));
     if let Some(l) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
         res.headers_mut().insert(header::LINK, l);
+    }
+    if let Some(total) = total {
+        // For CSV, which has no envelope to carry it (the name json-server
+        // and many others use).
+        res.headers_mut().insert(
+            HeaderName::from_static("x-total-count"),
+            HeaderValue::from(total),
+        );
     }
     Ok(res)
 }
@@ -542,7 +591,16 @@ pub async fn lookup(State(st): State<AppState>, Path(name): Path<String>, uri: U
     let page = st
         .storage
         .records
-        .list_records(c.id, None, 51, &filter, MAX_PAGE_BYTES)
+        .list_records(
+            c.id,
+            &ListRequest {
+                filters: &filter,
+                sort: &[SortKey::BY_ID],
+                after: None,
+                limit: 51,
+                max_bytes: MAX_PAGE_BYTES,
+            },
+        )
         .await?;
     let rows = page.rows;
     match rows.as_slice() {

@@ -26,8 +26,8 @@ use crate::model::records::{record_json, valid_id, ID_RULE, MAX_PAGE_BYTES};
 use crate::model::time::{now_ms, parse_rfc3339};
 use crate::state::AppState;
 use crate::storage::{
-    CollectionRow, Conflict, ExportChunk, ImportStep, JobRow, JobState, LineFailure, RecordRow,
-    StorageError,
+    CollectionRow, Conflict, ExportChunk, ImportStep, JobRow, JobState, LineFailure, ListRequest,
+    RecordRow, SortKey, StorageError,
 };
 
 /// How long a claim lasts without progress.
@@ -195,13 +195,22 @@ async fn run_export(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
         Ok(c) => c,
         Err(outcome) => return outcome,
     };
-    let mut after: Option<String> = None;
+    let mut after: Option<[serde_json::Value; 1]> = None;
     let mut count = 0i64;
     for seq in 0.. {
         let page = match st
             .storage
             .records
-            .list_records(c.id, after.as_deref(), STEP as u32, &[], MAX_PAGE_BYTES)
+            .list_records(
+                c.id,
+                &ListRequest {
+                    filters: &[],
+                    sort: &[SortKey::BY_ID],
+                    after: after.as_ref().map(|a| a.as_slice()),
+                    limit: STEP as u32,
+                    max_bytes: MAX_PAGE_BYTES,
+                },
+            )
             .await
         {
             Ok(p) => p,
@@ -231,7 +240,7 @@ async fn run_export(st: &AppState, owner: &str, job: &JobRow) -> Outcome {
         }
         match page.rows.last() {
             Some(last) if page.rows.len() == STEP || page.cut_short => {
-                after = Some(last.id.clone())
+                after = Some([serde_json::Value::String(last.id.clone())])
             }
             _ => break,
         }

@@ -6,6 +6,7 @@
 pub mod collections;
 pub mod idempotency;
 pub mod imports;
+pub mod listing;
 pub mod records;
 pub mod time;
 pub mod tokens;

@@ -22,6 +22,7 @@
 //! a collection deleted and created again under the same name is a new one.
 
 pub mod cached;
+mod keyset;
 pub mod pg;
 mod rows;
 mod sql;
@@ -174,10 +175,76 @@ pub struct Filter {
     pub value: String,
 }
 
+/// What a sort key orders by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SortField {
+    /// The record's id.
+    Id,
+    /// When it was created.
+    CreatedAt,
+    /// When it last changed.
+    UpdatedAt,
+    /// A top-level field of its data; a missing field and JSON `null` sort
+    /// first ascending, last descending.
+    Data(String),
+}
+
+/// One key of a list's order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SortKey {
+    /// What is compared.
+    pub field: SortField,
+    /// Largest first.
+    pub descending: bool,
+}
+
+impl SortKey {
+    /// The order of a list that asks for none: by id.
+    pub const BY_ID: SortKey = SortKey {
+        field: SortField::Id,
+        descending: false,
+    };
+
+    /// This key's value in `row`, as a cursor keeps it (timestamps in
+    /// milliseconds; a missing field as `null`).
+    pub fn value_of(&self, row: &RecordRow) -> Value {
+        match &self.field {
+            SortField::Id => Value::String(row.id.clone()),
+            SortField::CreatedAt => Value::from(row.created_at),
+            SortField::UpdatedAt => Value::from(row.updated_at),
+            SortField::Data(f) => row.data.get(f).cloned().unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// What a page of a list asks for.
+#[derive(Clone, Debug)]
+pub struct ListRequest<'a> {
+    /// Every filter must hold.
+    pub filters: &'a [Filter],
+    /// The order, never empty, and its last key is the id: so the order is
+    /// total and a cursor names one position.
+    pub sort: &'a [SortKey],
+    /// Rows strictly after this position in `sort`'s order: one value per key.
+    pub after: Option<&'a [Value]>,
+    /// At most this many rows.
+    pub limit: u32,
+    /// Stop once the rows read reach this many bytes of data.
+    pub max_bytes: usize,
+}
+
+impl ListRequest<'_> {
+    /// Whether the list is in id order with no filter: the primary key walk
+    /// that reads no more than `limit` rows.
+    pub fn is_plain(&self) -> bool {
+        self.filters.is_empty() && self.sort == [SortKey::BY_ID]
+    }
+}
+
 /// A page of records.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Page {
-    /// The records, in id order.
+    /// The records, in the list's order.
     pub rows: Vec<RecordRow>,
     /// The page stopped early at its byte budget: more may follow the last row.
     pub cut_short: bool,
@@ -434,17 +501,14 @@ pub trait RecordStore: Send + Sync + 'static {
         id: &str,
         expected_version: i64,
     ) -> StorageResult<()>;
-    /// Up to `limit` records with ids after `after`, in id order, matching
+    /// Up to `limit` records after `after` in the list's order, matching
     /// every filter, stopping after the record that brings the page's data
     /// to `max_bytes` (always at least one).
-    async fn list_records(
-        &self,
-        collection_id: i64,
-        after: Option<&str>,
-        limit: u32,
-        filters: &[Filter],
-        max_bytes: usize,
-    ) -> StorageResult<Page>;
+    async fn list_records(&self, collection_id: i64, list: &ListRequest<'_>)
+        -> StorageResult<Page>;
+
+    /// How many records of the collection pass every filter.
+    async fn count_records(&self, collection_id: i64, filters: &[Filter]) -> StorageResult<u64>;
 }
 
 /// The stored answers of idempotent creates (`Idempotency-Key`).

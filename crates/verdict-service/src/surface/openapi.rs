@@ -192,8 +192,15 @@ fn parameters(op: &Operation) -> Vec<Value> {
     match op.id {
         "list_records" => {
             ps.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}));
-            ps.push(json!({"name": "cursor", "in": "query", "description": "`next_cursor` of the previous page",
-                "schema": {"type": "string", "pattern": ID_PATTERN}}));
+            ps.push(json!({"name": "cursor", "in": "query",
+                "description": "`next_cursor` of the previous page (with the same `sort`)",
+                "schema": {"type": "string"}}));
+            ps.push(json!({"name": "sort", "in": "query",
+                "description": "up to 4 keys separated by commas: `id`, `created_at`, `updated_at` or a field, `-` in front for descending; the id breaks ties. A missing or null field sorts first ascending, last descending",
+                "schema": {"type": "string", "example": "-created_at,title"}}));
+            ps.push(json!({"name": "count", "in": "query",
+                "description": "`true` adds `total`, the number of records the filters match (a count costs a scan of them)",
+                "schema": {"type": "string", "enum": ["true", "false"]}}));
             ps.push(json!({"name": "filter", "in": "query", "style": "deepObject", "explode": true,
                 "description": "equality filters, `filter[field]=value` (a value that reads as a number or `true`/`false` also matches that JSON value); any other parameter is a 400",
                 "schema": {"type": "object", "propertyNames": {"pattern": FIELD_PATTERN},

@@ -182,33 +182,113 @@ impl RecordStore for PgStorage {
     async fn list_records(
         &self,
         collection_id: i64,
-        after: Option<&str>,
-        limit: u32,
-        filters: &[Filter],
-        max_bytes: usize,
+        list: &ListRequest<'_>,
     ) -> StorageResult<Page> {
         use futures_util::TryStreamExt;
-        // Only placeholders are added to the text; field names and values are bound.
-        let mut sql = String::from("SELECT * FROM records WHERE collection_id = $1");
-        let mut n = 1;
-        let mut next = || {
-            n += 1;
-            n
+        let mut q = Statement::new(
+            "SELECT * FROM records WHERE collection_id = ",
+            collection_id,
+        );
+        q.filters(list.filters);
+        if let Some(after) = list.after {
+            q.after(list.sort, after);
+        }
+        let order: Vec<String> = list
+            .sort
+            .iter()
+            .map(|k| {
+                let expr = q.key(&k.field);
+                match (&k.field, k.descending) {
+                    (SortField::Data(_), false) => format!("{expr} ASC NULLS FIRST"),
+                    (SortField::Data(_), true) => format!("{expr} DESC NULLS LAST"),
+                    (_, false) => format!("{expr} ASC"),
+                    (_, true) => format!("{expr} DESC"),
+                }
+            })
+            .collect();
+        let limit = q.bind(Arg::I64(list.limit as i64));
+        q.text
+            .push_str(&format!(" ORDER BY {} LIMIT {limit}", order.join(", ")));
+        let pool = self.pool()?;
+        let (text, args) = (q.text, q.args);
+        let mut rows = Statement::bound(&text, args).fetch(pool);
+        let mut page = Page::default();
+        let mut bytes = 0;
+        // Rows are taken one at a time: past the byte budget, none more.
+        while let Some(row) = rows.try_next().await.map_err(db_err)? {
+            if bytes >= list.max_bytes {
+                page.cut_short = true;
+                break;
+            }
+            let record = record_from_row(&row)?;
+            bytes += record_size(&record);
+            page.rows.push(record);
+        }
+        Ok(page)
+    }
+
+    async fn count_records(&self, collection_id: i64, filters: &[Filter]) -> StorageResult<u64> {
+        let mut q = Statement::new(
+            "SELECT COUNT(*) FROM records WHERE collection_id = ",
+            collection_id,
+        );
+        q.filters(filters);
+        let row = Statement::bound(&q.text, q.args)
+            .fetch_one(self.pool()?)
+            .await
+            .map_err(db_err)?;
+        let n: i64 = row.try_get(0).map_err(db_err)?;
+        Ok(n as u64)
+    }
+}
+
+/// A value bound to a `$n` placeholder.
+enum Arg {
+    I64(i64),
+    Text(String),
+    OptText(Option<String>),
+}
+
+/// A statement built with its placeholders numbered as they are written:
+/// only placeholders enter the text; field names and values are bound.
+struct Statement {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Statement {
+    fn new(head: &str, collection_id: i64) -> Self {
+        let mut q = Statement {
+            text: head.to_string(),
+            args: Vec::new(),
         };
-        if after.is_some() {
-            sql.push_str(&format!(" AND id > ${}", next()));
+        let p = q.bind(Arg::I64(collection_id));
+        q.text.push_str(&p);
+        q
+    }
+
+    /// Binds `arg`, giving its placeholder.
+    fn bind(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    fn bound(
+        text: &str,
+        args: Vec<Arg>,
+    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let mut q = sqlx::query(AssertSqlSafe(text));
+        for a in args {
+            q = match a {
+                Arg::I64(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+                Arg::OptText(v) => q.bind(v),
+            };
         }
-        for _ in filters {
-            let (f, text, typed) = (next(), next(), next());
-            sql.push_str(&format!(
-                " AND ((data::jsonb ->> ${f}) = ${text} OR (data::jsonb -> ${f}) = ${typed}::jsonb)"
-            ));
-        }
-        sql.push_str(&format!(" ORDER BY id LIMIT ${}", next()));
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(collection_id);
-        if let Some(a) = after {
-            q = q.bind(a);
-        }
+        q
+    }
+
+    fn filters(&mut self, filters: &[Filter]) {
         for f in filters {
             // The value as text, and as the JSON scalar it spells (number, bool).
             let typed = match f.value.as_str() {
@@ -218,23 +298,79 @@ impl RecordStore for PgStorage {
                     .ok()
                     .map(|n| n.to_string()),
             };
-            q = q.bind(f.field.clone()).bind(f.value.clone()).bind(typed);
+            let field = self.bind(Arg::Text(f.field.clone()));
+            let text = self.bind(Arg::Text(f.value.clone()));
+            let typed = self.bind(Arg::OptText(typed));
+            self.text.push_str(&format!(
+                " AND ((data::jsonb ->> {field}) = {text} OR (data::jsonb -> {field}) = {typed}::jsonb)"
+            ));
         }
-        let pool = self.pool()?;
-        let mut rows = q.bind(limit as i64).fetch(pool);
-        let mut page = Page::default();
-        let mut bytes = 0;
-        // Rows are taken one at a time: past the byte budget, none more.
-        while let Some(row) = rows.try_next().await.map_err(db_err)? {
-            if bytes >= max_bytes {
-                page.cut_short = true;
-                break;
+    }
+
+    /// The SQL of a sort key (JSON `null` read as SQL `NULL`, as SQLite's
+    /// `json_extract` reads it).
+    fn key(&mut self, field: &SortField) -> String {
+        match field {
+            SortField::Id => "id".into(),
+            SortField::CreatedAt => "created_at".into(),
+            SortField::UpdatedAt => "updated_at".into(),
+            SortField::Data(f) => {
+                let p = self.bind(Arg::Text(f.clone()));
+                format!("NULLIF(data::jsonb -> {p}, 'null'::jsonb)")
             }
-            let record = record_from_row(&row)?;
-            bytes += record_size(&record);
-            page.rows.push(record);
         }
-        Ok(page)
+    }
+
+    /// A cursor value, typed as its key's column.
+    fn value(&mut self, field: &SortField, v: &Value) -> String {
+        match field {
+            SortField::Id => self.bind(Arg::Text(v.as_str().unwrap_or_default().to_string())),
+            SortField::CreatedAt | SortField::UpdatedAt => {
+                self.bind(Arg::I64(v.as_i64().unwrap_or_default()))
+            }
+            SortField::Data(_) => {
+                let p = self.bind(Arg::Text(v.to_string()));
+                format!("{p}::jsonb")
+            }
+        }
+    }
+
+    /// "After this position" (see [`keyset`]).
+    fn after(&mut self, sort: &[SortKey], after: &[Value]) {
+        let mut branches = Vec::new();
+        for (i, key) in sort.iter().enumerate() {
+            let mut terms = Vec::new();
+            for (k, v) in sort[..i].iter().zip(after) {
+                let expr = self.key(&k.field);
+                if v.is_null() {
+                    terms.push(format!("{expr} IS NULL"));
+                } else {
+                    let value = self.value(&k.field, v);
+                    terms.push(format!("{expr} = {value}"));
+                }
+            }
+            let v = after.get(i).unwrap_or(&Value::Null);
+            match keyset::past(v.is_null(), key.descending) {
+                keyset::Past::NotNull => {
+                    let expr = self.key(&key.field);
+                    terms.push(format!("{expr} IS NOT NULL"));
+                }
+                keyset::Past::Nothing => terms.push("FALSE".into()),
+                keyset::Past::Greater => {
+                    let expr = self.key(&key.field);
+                    let value = self.value(&key.field, v);
+                    terms.push(format!("{expr} > {value}"));
+                }
+                keyset::Past::SmallerOrNull => {
+                    let expr = self.key(&key.field);
+                    let value = self.value(&key.field, v);
+                    terms.push(format!("({expr} < {value} OR {expr} IS NULL)"));
+                }
+            }
+            branches.push(format!("({})", terms.join(" AND ")));
+        }
+        self.text
+            .push_str(&format!(" AND ({})", branches.join(" OR ")));
     }
 }
 

@@ -55,7 +55,16 @@ async fn concurrent_writes_commit_together_and_a_failure_fails_alone() {
     }
     assert_eq!((ok, conflicts), (32, 32));
     let listed = storage
-        .list_records(c.id, None, 100, &[], usize::MAX)
+        .list_records(
+            c.id,
+            &ListRequest {
+                filters: &[],
+                sort: &[SortKey::BY_ID],
+                after: None,
+                limit: 100,
+                max_bytes: usize::MAX,
+            },
+        )
         .await
         .unwrap()
         .rows;
