@@ -32,6 +32,17 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Create, list or revoke tokens on the storage, without an admin token.
     Token(TokenArgs),
+    /// Print the OpenAPI document `serve` would publish at /openapi.json (for
+    /// generating a client without a running service; no collection schemas).
+    Openapi(OpenapiArgs),
+}
+
+/// `verdict openapi`.
+#[derive(Clone, Debug, Args)]
+pub struct OpenapiArgs {
+    /// The preset whose codes and error format the document describes.
+    #[arg(long, env = "VERDICT_PRESET", default_value = "standard", value_parser = preset_parser())]
+    pub preset: Preset,
 }
 
 /// `verdict token`.

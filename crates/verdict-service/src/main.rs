@@ -22,6 +22,12 @@ async fn main() -> std::process::ExitCode {
                 .map(|()| format!("verdict: backed up to {}", args.file.display())),
         ),
         Command::Token(args) => report(verdict_service::cli::token(args).await),
+        Command::Openapi(args) => {
+            use verdict_service::surface::openapi::{document, to_json};
+            let doc = document(&args.preset, &[]);
+            let text = to_json(&doc, args.preset.format().content_type());
+            report(String::from_utf8(text).map_err(|e| e.to_string()))
+        }
         Command::Restore(args) => report(
             sqlite_path(&args.data)
                 .and_then(|db| restore(&args.file, &db, args.force))

@@ -4,6 +4,10 @@
 //! `swagger-ui-dist` crate embeds: no network needed.)
 
 use axum::extract::State;
+use axum::Extension;
+use verdict::auth::Authentication;
+
+use crate::model::tokens::Grants;
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -88,9 +92,30 @@ window.onload = () => {
     )
 }
 
-/// `GET /openapi.json`.
-pub async fn openapi(State(st): State<AppState>) -> impl IntoResponse {
-    axum::Json(crate::surface::openapi::document(&st.preset))
+/// `GET /openapi.json`. With a token that may read collections, the
+/// document also holds the record schema of each one it may use; without
+/// one, none (their names and schemas are not public).
+pub async fn openapi(State(st): State<AppState>, auth: Option<Extension<Authentication>>) -> Reply {
+    let principal = auth.as_ref().and_then(|a| a.0.principal());
+    let collections = match principal {
+        Some(p) if p.has_scope("read") || p.has_scope("admin") => {
+            let grants = p.extension::<Grants>();
+            let mut rows = st.storage.collections.list_collections().await?;
+            rows.retain(|c| grants.is_none_or(|g| g.allows(c.id)) || p.has_scope("admin"));
+            rows
+        }
+        _ => Vec::new(),
+    };
+    let doc = crate::surface::openapi::document(&st.preset, &collections);
+    let body = crate::surface::openapi::to_json(&doc, st.error_preset().format().content_type());
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// The body of `PUT /v1/admin/maintenance`: on or off, and while on the

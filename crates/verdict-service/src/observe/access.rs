@@ -59,11 +59,9 @@ pub async fn log(route: &'static str, req: Request, next: Next) -> Response {
         .get(verdict::request_id::HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    let bytes = res
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    // The body's length when it is known now (the header is often set only
+    // later, by hyper); for a stream, or a compressed body, the field is left out.
+    let bytes: Option<u64> = http_body::Body::size_hint(res.body()).exact();
     tracing::info!(
         target: "verdict::access",
         method = %method,

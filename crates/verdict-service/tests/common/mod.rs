@@ -380,6 +380,15 @@ pub async fn spawn_binary_limited(
     files: Option<u32>,
     args: &[&str],
 ) -> (tokio::process::Child, String) {
+    spawn_binary_logging(files, args, std::process::Stdio::null()).await
+}
+
+/// As [`spawn_binary_limited`], with the log (stderr) going to `log`.
+pub async fn spawn_binary_logging(
+    files: Option<u32>,
+    args: &[&str],
+    log: std::process::Stdio,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let binary = env!("CARGO_BIN_EXE_verdict");
     let mut command = match files {
@@ -397,7 +406,7 @@ pub async fn spawn_binary_limited(
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .expect("the binary starts");
