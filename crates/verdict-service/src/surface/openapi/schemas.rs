@@ -158,7 +158,7 @@ fn fixed() -> Value {
                 "incident_id": {"type": "string"},
                 "errors": field_errors},
             "example": {"type": "/problems/record-not-found", "title": "Record not found", "status": 404,
-                "detail": "No record `r1` in `books`.", "code": "record_not_found",
+                "detail": "No record `r1` in `books`.", "code": crate::problems::Problem::RecordNotFound.code(),
                 "instance": "/v1/collections/books/records/r1", "request_id": "01JD3XK6Q2"}},
         "JsonApiErrors": {"type": "object", "required": ["errors"],
             "properties": {"errors": {"type": "array", "items": {"type": "object",
