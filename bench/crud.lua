@@ -6,6 +6,7 @@
 --   PAGE     query of a 20-record page                (?limit=20)
 --   PATCH_CT content type of a patch                  (application/merge-patch+json)
 --   AUTH     Authorization header value, or empty
+--   ENCODING Accept-Encoding header value, or empty (none sent)
 --   SEEDED   how many seeded records (ids s00000000000000 ...)
 local op = os.getenv("OP")
 local item = os.getenv("ITEM")
@@ -13,6 +14,7 @@ local list = os.getenv("LIST")
 local page = os.getenv("PAGE") or ""
 local patch_ct = os.getenv("PATCH_CT") or "application/json"
 local auth = os.getenv("AUTH") or ""
+local encoding = os.getenv("ENCODING") or ""
 local seeded = tonumber(os.getenv("SEEDED") or "1000")
 
 local round = tonumber(os.getenv("ROUND") or "1")
@@ -29,6 +31,7 @@ end
 local function headers(ct)
   local h = {}
   if auth ~= "" then h["Authorization"] = auth end
+  if encoding ~= "" then h["Accept-Encoding"] = encoding end
   if ct then h["Content-Type"] = ct end
   return h
 end

@@ -234,6 +234,30 @@ def write(results, work, out, extra):
         w("(no output)")
     w("```")
     w("")
+    w("## 6. What the access log and compression cost")
+    w("")
+    w("Section 6 of the script: `verdict serve` on 1,000 seeded records; GET one")
+    w("record (under 1 KiB, so never compressed) and GET a page of 100. The access")
+    w("log writes one text line per request to a file (%s lines in this" % kv.get("access_lines", "?"))
+    w("run); its \"off\" side is `RUST_LOG=info,verdict::access=off` on a second")
+    w("instance over the same data. Compression is the same instance asked with")
+    w("and without `Accept-Encoding`. Ratios are medians of back-to-back pairs.")
+    w("")
+    w("| measure | GET one | GET a page of 100 |")
+    w("|---|---|---|")
+    w("| access log on / off (throughput) | %.2f | %.2f |" % (ratio("log_on_get_one", "log_off_get_one"), ratio("log_on_get_page", "log_off_get_page")))
+    w("| gzip / identity (throughput) | %.2f | %.2f |" % (ratio("gzip_get_one", "log_on_get_one"), ratio("gzip_get_page", "log_on_get_page")))
+    w("| brotli / identity (throughput) | %.2f | %.2f |" % (ratio("br_get_one", "log_on_get_one"), ratio("br_get_page", "log_on_get_page")))
+    w("| req/s: log on, log off, gzip, br | %.0f, %.0f, %.0f, %.0f | %.0f, %.0f, %.0f, %.0f |" % (
+        med("log_on_get_one"), med("log_off_get_one"), med("gzip_get_one"), med("br_get_one"),
+        med("log_on_get_page"), med("log_off_get_page"), med("gzip_get_page"), med("br_get_page")))
+    try:
+        plain, gz, br = int(kv["page_plain"]), int(kv["page_gzip"]), int(kv["page_br"])
+        w("| bytes of the page: identity, gzip, br | | %d, %d (%.1f%%), %d (%.1f%%) |" % (
+            plain, gz, 100.0 * gz / plain, br, 100.0 * br / plain))
+    except Exception:
+        pass
+    w("")
     w("## Commands")
     w("")
     w("```sh")

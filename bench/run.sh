@@ -175,6 +175,43 @@ HELD=$(grep -o '[0-9]*' "$WORK/hold.txt" | head -1 || echo 0)
 wait "$HOLD" || true
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
+# --- 6. what operators' features cost ---------------------------------------------
+say "6. the access log and compression: on against off"
+# Two instances on copies of one seeded database: one logs every request (info,
+# to a file, as in production), the other has the access log off; compression
+# is measured on the first, with and without Accept-Encoding.
+"$BIN/verdict" serve --listen 127.0.0.1:9601 --data "$WORK/ops-log/verdict.db" --admin-token "$ADMIN" \
+  --rate-limit off --max-in-flight 100000 >/dev/null 2>"$WORK/ops-access.log" & PIDS+=($!)
+RUST_LOG=info,verdict::access=off "$BIN/verdict" serve --listen 127.0.0.1:9602 --data "$WORK/ops-quiet/verdict.db" \
+  --admin-token "$ADMIN" --rate-limit off --max-in-flight 100000 >/dev/null 2>&1 & PIDS+=($!)
+wait_up http://127.0.0.1:9601/health; wait_up http://127.0.0.1:9602/health
+for port in 9601 9602; do
+  curl -sf -X POST "http://127.0.0.1:$port/v1/collections" -H "Authorization: Bearer $ADMIN" \
+    -H 'Content-Type: application/json' -d '{"name": "books"}' >/dev/null
+  python3 bench/seed.py seed "127.0.0.1:$port" /v1/collections/books/records $SEEDED "Bearer $ADMIN"
+done
+OPS_PAGE='?limit=100'
+PAGE_PLAIN=$(curl -s -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:9601/v1/collections/books/records$OPS_PAGE" | wc -c)
+PAGE_GZIP=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Accept-Encoding: gzip' "http://127.0.0.1:9601/v1/collections/books/records$OPS_PAGE" | wc -c)
+PAGE_BR=$(curl -s -H "Authorization: Bearer $ADMIN" -H 'Accept-Encoding: br' "http://127.0.0.1:9601/v1/collections/books/records$OPS_PAGE" | wc -c)
+ops() { # NAME PORT OP ENCODING ROUND
+  (
+    export OP="$3" ENCODING="$4" ROUND="$5" SEEDED="$SEEDED" AUTH="Bearer $ADMIN" \
+      ITEM=/v1/collections/books/records/%s LIST=/v1/collections/books/records PAGE="$OPS_PAGE"
+    run_wrk "$1" "$5" 32 "http://127.0.0.1:$2" -s "$ROOT/bench/crud.lua"
+  )
+}
+for r in $(seq 1 "$ROUNDS"); do
+  for op in get_one get_page; do
+    ops "log_on_$op" 9601 "$op" "" "$r"
+    ops "log_off_$op" 9602 "$op" "" "$r"
+    ops "gzip_$op" 9601 "$op" gzip "$r"
+    ops "br_$op" 9601 "$op" br "$r"
+  done
+done
+ACCESS_LINES=$(wc -l <"$WORK/ops-access.log")
+kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+
 # --- 5. the library's micro-benchmarks -------------------------------------------
 say "5. micro-benchmarks (divan)"
 cargo bench --quiet -p verdict --bench contract -- --sample-count 50 >"$WORK/divan.txt" 2>&1 || true
@@ -182,5 +219,6 @@ cargo bench --quiet -p verdict --bench contract -- --sample-count 50 >"$WORK/div
 python3 bench/report.py write "$RESULTS" "$WORK" BENCHMARKS.md \
   "rounds=$ROUNDS" "seconds=$DUR" "rss_idle_kb=$RSS_IDLE" "rss_10k_kb=$RSS_10K" "held=$HELD" \
   "rss_overload_before_kb=$RSS_BEFORE" "rss_overload_after_kb=$RSS_AFTER" \
-  "rss_after_peer_load_kb=$VERDICT_RSS_AFTER_LOAD" "elapsed_s=$(( $(date +%s) - START ))"
+  "rss_after_peer_load_kb=$VERDICT_RSS_AFTER_LOAD" "page_plain=$PAGE_PLAIN" "page_gzip=$PAGE_GZIP" \
+  "page_br=$PAGE_BR" "access_lines=$ACCESS_LINES" "elapsed_s=$(( $(date +%s) - START ))"
 say "wrote BENCHMARKS.md in $(( $(date +%s) - START )) s"
