@@ -73,6 +73,8 @@ catalog! {
         "Delete the records first, or send DELETE ...?force=true.";
     JobFinished = "job_finished", 409, "Job finished",
         "A finished job cannot be cancelled.";
+    JobRunning = "job_running", 409, "Job not finished",
+        "A job is deleted once it has finished; cancel a queued or running one first (DELETE /v1/jobs/{id}).";
     CollectionNotGranted = "collection_not_granted", 403, "Collection not granted",
         "The token is limited to some collections, and this is not one of them (a limited token cannot create collections either).";
     WriteQuotaExceeded = "write_quota_exceeded", 403, "Write quota exceeded",
@@ -173,6 +175,13 @@ pub fn unique_violation(field: &str) -> ApiError {
 pub fn collection_not_empty() -> ApiError {
     Problem::CollectionNotEmpty.mark(ApiError::conflict(
         "The collection still has records; delete them first or pass ?force=true.",
+    ))
+}
+
+/// `409 job_running`.
+pub fn job_running() -> ApiError {
+    Problem::JobRunning.mark(ApiError::conflict(
+        "The job has not finished; cancel it first (DELETE /v1/jobs/{id}), then delete it.",
     ))
 }
 

@@ -49,6 +49,7 @@ fn handler(op: &Operation) -> MethodRouter<AppState> {
         "get_job" => on(on_method, jobs::show),
         "cancel_job" => on(on_method, jobs::cancel),
         "job_result" => on(on_method, jobs::result),
+        "delete_job" => on(on_method, jobs::delete_finished),
         "get_maintenance" => on(on_method, ops::get_maintenance),
         "set_maintenance" => on(on_method, ops::set_maintenance),
         other => panic!("the operation `{other}` has no handler"),

@@ -1019,3 +1019,63 @@ async fn lists_sort_on_several_keys_across_pages_and_count_their_matches() {
         .await
         .assert_error(400, "invalid_query");
 }
+
+#[tokio::test]
+async fn a_finished_job_is_deleted_with_its_result_and_a_running_one_is_not() {
+    let s = common::start(&["--fault-injection"]).await;
+    s.collection(json!({"name": "big"})).await;
+    for i in 0..5 {
+        s.record("big", json!({"n": i})).await;
+    }
+    let export = s.admin("POST", "/v1/collections/big/exports").send().await;
+    assert_eq!(export.status, 202);
+    let monitor = export.header("location").to_string();
+    let result = finished(&s, &monitor).await;
+    assert_eq!(s.admin("GET", &result).send().await.status, 200);
+
+    // Jobs are counted by state at each scrape.
+    let metrics = s.call("GET", "/metrics").send().await.text();
+    assert!(
+        metrics.contains("verdict_jobs{state=\"succeeded\"} "),
+        "{metrics}"
+    );
+
+    // A reader may not delete; a writer may, once.
+    let reader = s.token(json!({"scopes": ["read"]})).await;
+    s.call("DELETE", &result)
+        .token(&reader)
+        .send()
+        .await
+        .assert_error(403, "insufficient_scope");
+    let gone = s.admin("DELETE", &result).send().await;
+    assert_eq!(gone.status, 204, "{}", gone.text());
+    s.admin("GET", &monitor)
+        .send()
+        .await
+        .assert_error(404, "job_not_found");
+    s.admin("GET", &result)
+        .send()
+        .await
+        .assert_error(404, "job_not_found");
+    s.admin("DELETE", &result)
+        .send()
+        .await
+        .assert_error(404, "job_not_found");
+
+    // A job still queued or running is cancelled first, not deleted.
+    let slow = s
+        .admin("POST", "/v1/collections/big/imports")
+        .header("content-type", "application/x-ndjson")
+        .body("{\"n\": 1}\n".repeat(20_000))
+        .send()
+        .await;
+    assert_eq!(slow.status, 202);
+    let monitor = slow.header("location").to_string();
+    let job = s.admin("GET", &monitor).send().await.json();
+    if job["state"] == "queued" || job["state"] == "running" {
+        s.admin("DELETE", &format!("{monitor}/result"))
+            .send()
+            .await
+            .assert_error(409, "job_running");
+    }
+}

@@ -95,6 +95,83 @@ impl fmt::Display for ErrorFormat {
     }
 }
 
+/// What an error body says, read back in the format its `Content-Type` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// The format the body is in.
+    pub format: ErrorFormat,
+    /// Its `code` (the first error's, for JSON:API), if it has one.
+    pub code: Option<String>,
+    /// The status it states (`status` of a problem, of JSON:API's first
+    /// error); `None` for the simple format, which states none.
+    pub status: Option<u16>,
+}
+
+/// Reads an error body as one of the three formats, by its `content_type`
+/// (parameters ignored): what a client, a test or an auditor (`verdict
+/// check`) needs to judge it. `Err` says why it is in none of them.
+///
+/// ```
+/// use verdict::format::{inspect, ErrorFormat};
+///
+/// let body = br#"{"type":"/problems/not-found","title":"Not Found","status":404,"detail":"x","code":"not_found"}"#;
+/// let read = inspect("application/problem+json", body).unwrap();
+/// assert_eq!((read.format, read.status), (ErrorFormat::Problem, Some(404)));
+/// assert!(inspect("text/html", b"<h1>404</h1>").is_err());
+/// ```
+pub fn inspect(content_type: &str, body: &[u8]) -> Result<ErrorBody, String> {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let format = ErrorFormat::ALL
+        .into_iter()
+        .find(|f| f.content_type() == media)
+        .ok_or_else(|| {
+            format!("`{media}` is none of the error formats (problem+json, vnd.api+json, json)")
+        })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    Ok(match format {
+        ErrorFormat::Problem => {
+            for member in ["type", "title", "status"] {
+                if value.get(member).is_none() {
+                    return Err(format!("a problem document without `{member}`"));
+                }
+            }
+            ErrorBody {
+                format,
+                code: text(&value["code"]),
+                status: value["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
+            }
+        }
+        ErrorFormat::JsonApi => {
+            let first = value["errors"]
+                .as_array()
+                .and_then(|a| a.first())
+                .ok_or("a JSON:API body without `errors`")?;
+            ErrorBody {
+                format,
+                code: text(&first["code"]),
+                status: first["status"].as_str().and_then(|s| s.parse().ok()),
+            }
+        }
+        ErrorFormat::Simple => {
+            if value.get("code").is_none() || value.get("message").is_none() {
+                return Err("a JSON error without `code` and `message`".into());
+            }
+            ErrorBody {
+                format,
+                code: text(&value["code"]),
+                status: None,
+            }
+        }
+    })
+}
+
 /// The name is not `problem`, `jsonapi` or `simple`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownFormat(pub String);

@@ -64,6 +64,7 @@ fn conflict(c: Conflict) -> ApiError {
         Conflict::Unique { field } => problems::unique_violation(&field),
         Conflict::NotEmpty => problems::collection_not_empty(),
         Conflict::JobFinished => problems::job_finished(),
+        Conflict::JobRunning => problems::job_running(),
         Conflict::ImportQueueFull { queued } => problems::import_queue_full(queued),
         Conflict::IdempotencyKeyTaken => problems::idempotency_key_in_use(),
     }

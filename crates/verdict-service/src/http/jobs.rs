@@ -300,6 +300,22 @@ pub async fn cancel(
     }
 }
 
+/// `DELETE /v1/jobs/{id}/result`: a finished job goes, with its result
+/// (an export's can be large) and its report, before `--job-retention` would
+/// remove it; a queued or running one is 409 (cancel it first).
+pub async fn delete_finished(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Authenticated(p): Authenticated,
+) -> Reply {
+    visible_job(&st, &p, &id).await?;
+    match st.storage.jobs.delete_finished_job(&id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(StorageError::NotFound) => Err(job_not_found(&id).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A stored chunk of an export (records separated by commas, as the JSON
 /// form splices them in) as one record a line.
 fn ndjson_lines(chunk: &[u8]) -> Result<Bytes, serde_json::Error> {

@@ -8,6 +8,7 @@ use axum::Extension;
 use verdict::auth::Authentication;
 
 use crate::model::tokens::Grants;
+use crate::storage::JobState;
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -50,6 +51,21 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if st.shared.is_shared() {
         let shared = matches!(st.shared.readiness().await, Ok("ok"));
         ::metrics::gauge!("verdict_shared_up").set(up(shared));
+    }
+    if let Ok(counts) = st.storage.jobs.count_jobs().await {
+        for state in [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::Cancelled,
+        ] {
+            let n = counts
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n);
+            ::metrics::gauge!("verdict_jobs", "state" => state.as_str()).set(n as f64);
+        }
     }
     crate::observe::metrics::process().collect();
     (

@@ -78,6 +78,10 @@ fn describe() {
         "verdict_jobs_finished_total",
         "Jobs that ended, by kind (export, import) and state (succeeded, failed)."
     );
+    describe_gauge!(
+        "verdict_jobs",
+        "Jobs kept in storage now, by state (queued, running, succeeded, failed, cancelled), read at each scrape."
+    );
     describe_histogram!(
         "verdict_job_duration_seconds",
         Unit::Seconds,

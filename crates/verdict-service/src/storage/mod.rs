@@ -69,6 +69,8 @@ pub enum Conflict {
     NotEmpty,
     /// The job has finished and cannot be cancelled.
     JobFinished,
+    /// The job has not finished, so it cannot be deleted (cancel it first).
+    JobRunning,
     /// The token's queued imports already hold this many bytes.
     ImportQueueFull {
         /// The bytes queued.
@@ -590,6 +592,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// Deletes the jobs that finished before `before` (ms since the Unix
     /// epoch), with their inputs, results and failures; how many.
     async fn purge_jobs(&self, before: i64) -> StorageResult<u64>;
+    /// Deletes a finished job with its input, result and failures;
+    /// `Conflict(JobRunning)` while it is queued or running.
+    async fn delete_finished_job(&self, id: &str) -> StorageResult<()>;
+    /// How many jobs are in each state now (for the metrics).
+    async fn count_jobs(&self) -> StorageResult<Vec<(JobState, u64)>>;
 }
 
 /// A backend: every store in one (SQLite, PostgreSQL).

@@ -103,6 +103,7 @@ pub const OPERATIONS: &[Operation] = &[
     op!("GET" "/v1/jobs/{id}" "get_job", "A job's state; 303 to its result once done", Scope("read"), ok [200, 303], err [404], B::None),
     op!("DELETE" "/v1/jobs/{id}" "cancel_job", "Cancel a job that has not finished", Scope("write"), ok [204], err [404, 409], B::None),
     op!("GET" "/v1/jobs/{id}/result" "job_result", "A finished job's result (an export's also as NDJSON, which an import takes back)", Scope("read"), ok [200], err [404], B::None, &["application/json", "application/x-ndjson"]),
+    op!("DELETE" "/v1/jobs/{id}/result" "delete_job", "Delete a finished job and its result before its retention ends (409 while it runs: cancel it first)", Scope("write"), ok [204], err [404, 409], B::None),
     op!("GET" "/v1/admin/maintenance" "get_maintenance", "Maintenance mode", Scope("admin"), ok [200], err [], B::None),
     op!("PUT" "/v1/admin/maintenance" "set_maintenance", "Turn maintenance mode on or off", Scope("admin"), ok [200], err [], B::Json("Maintenance")),
 ];

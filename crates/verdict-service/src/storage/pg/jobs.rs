@@ -374,4 +374,40 @@ impl JobStore for PgStorage {
         )
         .await
     }
+
+    async fn delete_finished_job(&self, id: &str) -> StorageResult<()> {
+        // Inputs, results and failures go by the foreign keys' cascade.
+        let deleted = execute(
+            self.pool()?,
+            sqlx::query(
+                "DELETE FROM jobs WHERE id = $1 AND state IN ('succeeded', 'failed', 'cancelled')",
+            )
+            .bind(id),
+        )
+        .await?;
+        if deleted > 0 {
+            return Ok(());
+        }
+        match self.get_job(id).await? {
+            Some(_) => Err(StorageError::Conflict(Conflict::JobRunning)),
+            None => Err(StorageError::NotFound),
+        }
+    }
+
+    async fn count_jobs(&self) -> StorageResult<Vec<(JobState, u64)>> {
+        let counts = fetch_all(
+            self.pool()?,
+            sqlx::query("SELECT state, COUNT(*) FROM jobs GROUP BY state"),
+            |row| {
+                let state: String = row.try_get(0).map_err(db_err)?;
+                let n: i64 = row.try_get(1).map_err(db_err)?;
+                Ok((state, n))
+            },
+        )
+        .await?;
+        Ok(counts
+            .into_iter()
+            .filter_map(|(state, n)| Some((JobState::parse(&state)?, n as u64)))
+            .collect())
+    }
 }

@@ -363,4 +363,44 @@ impl JobStore for SqliteStorage {
         })
         .await
     }
+
+    async fn delete_finished_job(&self, id: &str) -> StorageResult<()> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            // Inputs, results and failures go by the foreign keys' cascade.
+            let deleted = execute(
+                conn,
+                "DELETE FROM jobs WHERE id = ?1 AND state IN ('succeeded', 'failed', 'cancelled')",
+                [&id],
+            )?;
+            if deleted > 0 {
+                return Ok(());
+            }
+            let exists = query_opt(conn, "SELECT 1 FROM jobs WHERE id = ?1", [&id], |_| Ok(()))?;
+            Err(match exists {
+                Some(()) => StorageError::Conflict(Conflict::JobRunning),
+                None => StorageError::NotFound,
+            })
+        })
+        .await
+    }
+
+    async fn count_jobs(&self) -> StorageResult<Vec<(JobState, u64)>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (state, n) = row.map_err(db_err)?;
+                if let Some(state) = JobState::parse(&state) {
+                    out.push((state, n as u64));
+                }
+            }
+            Ok(out)
+        })
+    }
 }
