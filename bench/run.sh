@@ -184,8 +184,11 @@ say "6. the access log and compression: on against off"
   --rate-limit off --max-in-flight 100000 >/dev/null 2>"$WORK/ops-access.log" & PIDS+=($!)
 RUST_LOG=info,verdict::access=off "$BIN/verdict" serve --listen 127.0.0.1:9602 --data "$WORK/ops-quiet/verdict.db" \
   --admin-token "$ADMIN" --rate-limit off --max-in-flight 100000 >/dev/null 2>&1 & PIDS+=($!)
-wait_up http://127.0.0.1:9601/health; wait_up http://127.0.0.1:9602/health
-for port in 9601 9602; do
+# The compression layer's own cost when it does not compress: --no-compression.
+"$BIN/verdict" serve --listen 127.0.0.1:9603 --data "$WORK/ops-plain/verdict.db" --admin-token "$ADMIN" \
+  --rate-limit off --max-in-flight 100000 --no-compression >/dev/null 2>"$WORK/ops-access-plain.log" & PIDS+=($!)
+wait_up http://127.0.0.1:9601/health; wait_up http://127.0.0.1:9602/health; wait_up http://127.0.0.1:9603/health
+for port in 9601 9602 9603; do
   curl -sf -X POST "http://127.0.0.1:$port/v1/collections" -H "Authorization: Bearer $ADMIN" \
     -H 'Content-Type: application/json' -d '{"name": "books"}' >/dev/null
   python3 bench/seed.py seed "127.0.0.1:$port" /v1/collections/books/records $SEEDED "Bearer $ADMIN"
@@ -205,6 +208,7 @@ for r in $(seq 1 "$ROUNDS"); do
   for op in get_one get_page; do
     ops "log_on_$op" 9601 "$op" "" "$r"
     ops "log_off_$op" 9602 "$op" "" "$r"
+    ops "layer_off_$op" 9603 "$op" gzip "$r"
     ops "gzip_$op" 9601 "$op" gzip "$r"
     ops "br_$op" 9601 "$op" br "$r"
   done
