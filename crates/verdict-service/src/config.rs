@@ -32,6 +32,10 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Create, list or revoke tokens on the storage, without an admin token.
     Token(TokenArgs),
+    /// Audit a live HTTP API, written in anything, against the status-code
+    /// contract: probes chosen to provoke each answer, judged by rules with
+    /// stable ids (exit 0: no `must` broken; 1: one is; 2: usage or connection error).
+    Check(verdict_check::CheckArgs),
     /// Print the OpenAPI document `serve` would publish at /openapi.json (for
     /// generating a client without a running service; no collection schemas).
     Openapi(OpenapiArgs),

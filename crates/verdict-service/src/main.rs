@@ -22,6 +22,7 @@ async fn main() -> std::process::ExitCode {
                 .map(|()| format!("verdict: backed up to {}", args.file.display())),
         ),
         Command::Token(args) => report(verdict_service::cli::token(args).await),
+        Command::Check(args) => std::process::ExitCode::from(verdict_check::run(args).await as u8),
         Command::Openapi(args) => {
             use verdict_service::surface::openapi::{document, to_json};
             let doc = document(&args.preset, &[]);
