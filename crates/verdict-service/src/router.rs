@@ -30,6 +30,7 @@ fn handler(op: &Operation) -> MethodRouter<AppState> {
         "docs" => on(on_method, ops::docs),
         "create_token" => on(on_method, tokens::create),
         "list_tokens" => on(on_method, tokens::list),
+        "get_token" => on(on_method, tokens::show),
         "revoke_token" => on(on_method, tokens::revoke),
         "create_collection" => on(on_method, collections::create),
         "list_collections" => on(on_method, collections::list),

@@ -1079,3 +1079,37 @@ async fn a_finished_job_is_deleted_with_its_result_and_a_running_one_is_not() {
             .assert_error(409, "job_running");
     }
 }
+
+#[tokio::test]
+async fn a_streamed_export_result_is_compressed_to_its_end() {
+    let s = common::start(&[]).await;
+    s.collection(json!({"name": "many"})).await;
+    for i in 0..30 {
+        s.record(
+            "many",
+            json!({"n": i, "text": "enough text to pass the compression threshold"}),
+        )
+        .await;
+    }
+    let export = s.admin("POST", "/v1/collections/many/exports").send().await;
+    let result = finished(&s, export.header("location")).await;
+    for accept in ["application/json", "application/x-ndjson"] {
+        let r = s
+            .admin("GET", &result)
+            .header("accept", accept)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), "gzip");
+        let text = String::from_utf8(gunzip(&r.bytes)).unwrap();
+        let count = match accept {
+            "application/json" => serde_json::from_str::<Value>(&text).unwrap()["records"]
+                .as_array()
+                .unwrap()
+                .len(),
+            _ => text.lines().count(),
+        };
+        assert_eq!(count, 30, "{accept}");
+    }
+}

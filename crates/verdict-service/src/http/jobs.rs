@@ -283,7 +283,11 @@ fn export_body(st: AppState, job: JobRow, first: Vec<u8>, ndjson: bool) -> Body 
     });
     let head = if ndjson { String::new() } else { head };
     let head = futures_util::stream::once(async move { Ok(Bytes::from(head)) });
-    Body::from_stream(futures_util::StreamExt::chain(head, chunks))
+    // Fused: a compressing layer may poll once more after the end, which
+    // `unfold` answers with a panic.
+    Body::from_stream(futures_util::StreamExt::fuse(
+        futures_util::StreamExt::chain(head, chunks),
+    ))
 }
 
 /// `DELETE /v1/jobs/{id}`: cancel.

@@ -151,6 +151,27 @@ pub async fn list(State(st): State<AppState>) -> Reply {
     Ok(axum::Json(json!({ "items": items })).into_response())
 }
 
+/// `GET /v1/tokens/{id}`: one token (never its secret), where the 201 of
+/// its creation points; a revoked one is shown as revoked.
+pub async fn show(State(st): State<AppState>, Path(id): Path<String>) -> Reply {
+    let Some(row) = st.storage.tokens.get_token(&id).await? else {
+        return Err(crate::problems::token_not_found(&id).into());
+    };
+    let names: HashMap<i64, String> = st
+        .storage
+        .collections
+        .list_collections()
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    Ok(crate::http::representation::tagged(
+        StatusCode::OK,
+        &token_json(&row, &names),
+        row.revoked_at.unwrap_or(row.created_at),
+    ))
+}
+
 /// `DELETE /v1/tokens/{id}` (the bootstrap admin token cannot be revoked
 /// here: it is the operator's, replaced by restarting with `--admin-token`).
 pub async fn revoke(State(st): State<AppState>, Path(id): Path<String>) -> Reply {

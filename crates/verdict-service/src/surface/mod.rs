@@ -84,6 +84,7 @@ pub const OPERATIONS: &[Operation] = &[
     op!("GET" "/problems/{slug}" "problem", "What a problem type means", Public, ok [200], err [404], B::None, PAGES),
     op!("POST" "/v1/tokens" "create_token", "Create a token (its secret is shown once)", Scope("admin"), ok [201], err [], B::Json("NewToken")),
     op!("GET" "/v1/tokens" "list_tokens", "List tokens", Scope("admin"), ok [200], err [], B::None),
+    op!("GET" "/v1/tokens/{id}" "get_token", "Read a token (never its secret)", Scope("admin"), ok [200, 304], err [404], B::None),
     op!("DELETE" "/v1/tokens/{id}" "revoke_token", "Revoke a token", Scope("admin"), ok [204], err [404], B::None),
     op!("POST" "/v1/collections" "create_collection", "Create a collection", Scope("write"), ok [201], err [409], B::Json("NewCollection")),
     op!("GET" "/v1/collections" "list_collections", "List collections", Scope("read"), ok [200], err [], B::None),

@@ -83,6 +83,7 @@ fn has_validators(op: &Operation) -> bool {
             | "create_collection"
             | "change_collection"
             | "create_token"
+            | "get_token"
     )
 }
 
@@ -241,8 +242,9 @@ fn parameters(op: &Operation) -> Vec<Value> {
             "schema": {"type": "string", "pattern": KEY_PATTERN}})),
         _ => {}
     }
-    let tag_list =
-        json!({"type": "string", "description": "`*` or entity tags such as `\"3f1c\"`"});
+    // What the server parses; anything else is a 400 `invalid_header`.
+    let tag_list = json!({"type": "string", "description": "`*` or entity tags such as `\"3f1c\"`",
+        "pattern": r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#});
     let date = json!({"type": "string", "description": "An HTTP date, such as `Tue, 24 Nov 2026 09:30:00 GMT`"});
     if op.method == "GET" && has_validators(op)
         || matches!(op.id, "list_records" | "list_collections")
@@ -264,8 +266,8 @@ fn parameters(op: &Operation) -> Vec<Value> {
             "description": "Apply only if not changed since, else 412"}),
         );
     }
-    ps.push(json!({"name": "X-Request-Id", "in": "header", "schema": {"type": "string", "maxLength": 128},
-        "description": "Your id for this request, echoed back and quoted in logs and error bodies (one is made when absent)"}));
+    ps.push(json!({"name": "X-Request-Id", "in": "header", "schema": {"type": "string"},
+        "description": "Your id for this request (1 to 128 visible ASCII characters), echoed back and quoted in logs and error bodies; one is made when it is absent or not such an id"}));
     ps
 }
 

@@ -42,6 +42,7 @@ pub fn success(op_id: &str, code: u16) -> Option<Value> {
         ("problem", _) => reference("ProblemType"),
         ("create_token", _) => reference("NewTokenSecret"),
         ("list_tokens", _) => list_of("Token"),
+        ("get_token", _) => reference("Token"),
         ("create_collection" | "get_collection" | "change_collection", _) => {
             reference("Collection")
         }
@@ -257,7 +258,7 @@ fn fixed() -> Value {
                 "collections": {"type": ["array", "null"], "items": {"type": "string", "pattern": NAME_PATTERN}},
                 "rate_limit": rate_limit,
                 "write_quota": {"type": ["integer", "null"], "minimum": 0, "maximum": 4294967295u64}},
-            "example": {"scopes": ["read"], "collections": ["books"], "rate_limit": {"requests": 100, "per_seconds": 60}}},
+            "example": {"scopes": ["read"], "rate_limit": {"requests": 100, "per_seconds": 60}}},
         "NewCollection": {"type": "object", "additionalProperties": false, "required": ["name"],
             "properties": {"name": {"type": "string", "pattern": NAME_PATTERN},
                 "schema": {"type": ["object", "boolean", "null"], "additionalProperties": true},
