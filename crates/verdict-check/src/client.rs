@@ -58,6 +58,49 @@ impl Exchange {
         self.outcome.as_ref().ok().map(|a| a.status.as_u16())
     }
 
+    /// The exchange as text: the request's line and headers, then the
+    /// response's status, headers and the start of its body (for the HTML
+    /// report's expandable failures).
+    pub fn transcript(&self) -> String {
+        let mut out = format!("{} {}\n", self.method, shorten(&self.path, 200));
+        for (name, value) in &self.request_headers {
+            out.push_str(&format!(
+                "{name}: {}\n",
+                shorten(value.to_str().unwrap_or("<binary>"), 200)
+            ));
+        }
+        if !self.request_body.is_empty() {
+            out.push_str(&format!(
+                "\n{}\n",
+                shorten(&String::from_utf8_lossy(&self.request_body), 500)
+            ));
+        }
+        out.push('\n');
+        match &self.outcome {
+            Ok(a) => {
+                out.push_str(&format!(
+                    "{} {}\n",
+                    a.status.as_u16(),
+                    a.status.canonical_reason().unwrap_or("")
+                ));
+                for (name, value) in &a.headers {
+                    out.push_str(&format!(
+                        "{name}: {}\n",
+                        shorten(value.to_str().unwrap_or("<binary>"), 200)
+                    ));
+                }
+                if !a.body.is_empty() {
+                    out.push_str(&format!(
+                        "\n{}\n",
+                        shorten(&String::from_utf8_lossy(&a.body), 2000)
+                    ));
+                }
+            }
+            Err(e) => out.push_str(&format!("(no answer: {e})\n")),
+        }
+        out
+    }
+
     /// A curl command that sends the same request.
     pub fn curl(&self) -> String {
         let mut out = format!("curl -si -X {}", self.method);
@@ -86,6 +129,18 @@ impl Exchange {
         out.push_str(&format!(" {}", shell_quote(&url)));
         out
     }
+}
+
+/// `s`, cut to about `max` bytes (on a character boundary) with the length said.
+fn shorten(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...({} bytes)", &s[..end], s.len())
 }
 
 fn shell_quote(s: &str) -> String {

@@ -44,6 +44,9 @@ pub struct Finding {
     pub rfc: &'static str,
     /// A curl command that sends the same request (empty when nothing was sent).
     pub curl: String,
+    /// The exchange as text, for the HTML report (not in the JSON record).
+    #[serde(skip)]
+    pub transcript: String,
 }
 
 impl Finding {
@@ -69,6 +72,11 @@ impl Finding {
             detail: detail.into(),
             rfc: r.source,
             curl: exchange.curl(),
+            transcript: if result == Verdict::Fail {
+                exchange.transcript()
+            } else {
+                String::new()
+            },
         }
     }
 
@@ -87,6 +95,7 @@ impl Finding {
             detail: why.into(),
             rfc: r.source,
             curl: String::new(),
+            transcript: String::new(),
         }
     }
 

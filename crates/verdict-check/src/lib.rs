@@ -53,7 +53,8 @@ pub struct CheckArgs {
     /// An OpenAPI 3 document (JSON) listing the endpoints to probe.
     #[arg(long)]
     pub openapi: Option<PathBuf>,
-    /// A path to probe (repeat for several), when there is no document.
+    /// A path to probe (repeat for several), when there is no document;
+    /// `"GET,POST /items"` also says which methods it takes.
     #[arg(long = "path")]
     pub paths: Vec<String>,
     /// A file of paths to probe, one a line.
@@ -72,6 +73,10 @@ pub struct CheckArgs {
     /// `If-Match` that never matches, so that a conforming server refuses to act.
     #[arg(long)]
     pub allow_writes: bool,
+    /// Also carry out one create per endpoint whose document gives a POST
+    /// example (`created-201`), and delete what it created.
+    #[arg(long)]
+    pub allow_creates: bool,
     /// Spend up to N requests reaching the rate limit (429 with `Retry-After`).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub probe_load: u32,
@@ -101,6 +106,8 @@ pub enum Format {
     Json,
     /// JUnit XML, for CI.
     Junit,
+    /// One self-contained HTML page: the grid, each failure expandable to its exchange.
+    Html,
 }
 
 /// What an audit is given.
@@ -133,9 +140,9 @@ impl Options {
         })
     }
 
-    /// Also probes `path`.
+    /// Also probes `path` (`"GET,POST /items"` names its methods too).
     pub fn path(mut self, path: &str) -> Self {
-        self.endpoints.push(Endpoint::path(path));
+        self.endpoints.push(Endpoint::parse(path));
         self
     }
 
@@ -155,6 +162,12 @@ impl Options {
     /// Whether to send the write probes.
     pub fn writes(mut self, on: bool) -> Self {
         self.scope.writes = on;
+        self
+    }
+
+    /// Whether to carry out (and undo) the creates the document has examples for.
+    pub fn creates(mut self, on: bool) -> Self {
+        self.scope.creates = on;
         self
     }
 
@@ -187,6 +200,7 @@ impl Options {
             weak_token: args.tokens.get(1).cloned(),
             writes: args.allow_writes,
             load: args.probe_load,
+            creates: args.allow_creates,
         };
         for h in &args.headers {
             let (name, value) = h
@@ -217,7 +231,11 @@ impl Options {
     }
 }
 
-/// Runs the audit: every endpoint's probes, then the load probe.
+/// The most endpoints `Link` headers may add to an audit.
+const MAX_DISCOVERED: usize = 20;
+
+/// Runs the audit: every endpoint's probes (and those of the paths `Link`
+/// headers name), then the load probe.
 pub async fn audit(options: Options) -> Result<(Vec<Finding>, Summary), String> {
     let mut endpoints = options.endpoints.clone();
     if endpoints.is_empty() {
@@ -235,6 +253,7 @@ pub async fn audit(options: Options) -> Result<(Vec<Finding>, Summary), String> 
         policy: &options.policy,
         scope: &options.scope,
         findings: Vec::new(),
+        discovered: Vec::new(),
     };
     audit.whole_api().await;
     if audit.client.log.iter().all(|e| e.outcome.is_err()) {
@@ -246,11 +265,26 @@ pub async fn audit(options: Options) -> Result<(Vec<Finding>, Summary), String> 
         return Err(format!("{} does not answer: {why}", options.base));
     }
     let progress = std::io::stderr().is_terminal();
-    for (n, ep) in endpoints.iter().enumerate() {
+    // The endpoints given, then (up to MAX_DISCOVERED) those `Link` headers name.
+    let mut n = 0;
+    while n < endpoints.len() {
         if progress {
-            eprint!("\r[{}/{}] {:60}", n + 1, endpoints.len(), ep.template);
+            eprint!(
+                "\r[{}/{}] {:60}",
+                n + 1,
+                endpoints.len(),
+                endpoints[n].template
+            );
         }
-        audit.endpoint(ep).await;
+        let ep = endpoints[n].clone();
+        audit.endpoint(&ep).await;
+        for path in std::mem::take(&mut audit.discovered) {
+            let known = endpoints.iter().any(|e| e.path == path);
+            if !known && endpoints.len() < options.endpoints.len().max(1) + MAX_DISCOVERED {
+                endpoints.push(Endpoint::path(&path));
+            }
+        }
+        n += 1;
     }
     if progress {
         eprintln!();
@@ -292,6 +326,7 @@ pub async fn run(args: CheckArgs) -> i32 {
                 }
                 Format::Json => report::json(&findings, &summary),
                 Format::Junit => report::junit(&findings, &summary),
+                Format::Html => report::html(&findings, &summary),
             };
             println!("{text}");
             if summary.ok {

@@ -1,5 +1,6 @@
 //! The audit's reports: a terminal grid (endpoint x rule), JSON (one record
-//! per finding and a summary), and JUnit XML for CI.
+//! per finding and a summary), JUnit XML for CI, and one self-contained
+//! HTML page.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -243,5 +244,113 @@ pub fn junit(findings: &[Finding], summary: &Summary) -> String {
         out.push_str("  </testsuite>\n");
     }
     out.push_str("</testsuites>\n");
+    out
+}
+
+fn html_text(s: &str) -> String {
+    xml(s).replace('\'', "&#39;")
+}
+
+/// One self-contained page (no script, no outside request): the endpoint x
+/// rule grid, the rules with their sources, and each failure expandable to
+/// its exchange and curl line.
+pub fn html(findings: &[Finding], summary: &Summary) -> String {
+    let g = grid(findings);
+    let used: Vec<(usize, &crate::rules::Rule)> = RULES
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| g.values().any(|row| row.contains_key(r.id)))
+        .map(|(i, r)| (i + 1, r))
+        .collect();
+    let mut out = String::new();
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
+    let _ = writeln!(
+        out,
+        "<title>verdict check: {}</title>",
+        html_text(&summary.target)
+    );
+    out.push_str(
+        "<style>\n\
+         body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#111}\n\
+         h1{font-size:20px} .summary{padding:8px 12px;border-radius:4px;display:inline-block}\n\
+         .ok{background:#d8f5dd} .bad{background:#fbdada}\n\
+         table.grid{border-collapse:collapse;margin:16px 0}\n\
+         .grid th,.grid td{border:1px solid #ccc;padding:2px 6px;text-align:center}\n\
+         .grid th.ep{text-align:left;font-weight:normal;font-family:monospace}\n\
+         td.pass{background:#2e9d4a;color:#fff} td.fail{background:#d2302c;color:#fff} td.skip{background:#e6e6e6;color:#777}\n\
+         details{margin:6px 0} summary{cursor:pointer} pre{background:#f6f6f6;padding:8px;overflow:auto;white-space:pre-wrap}\n\
+         .sev-must{color:#b00020;font-weight:bold} .sev-should{color:#a15c00} .sev-policy{color:#3050a0}\n\
+         </style></head><body>\n",
+    );
+    let _ = writeln!(
+        out,
+        "<h1>verdict check: {}</h1>",
+        html_text(&summary.target)
+    );
+    let _ = writeln!(
+        out,
+        "<p class=\"summary {}\">{}</p>",
+        if summary.ok { "ok" } else { "bad" },
+        html_text(&summary.line())
+    );
+    out.push_str("<table class=\"grid\"><thead><tr><th>endpoint \\ rule</th>");
+    for (n, r) in &used {
+        let _ = write!(out, "<th title=\"{}\">{n}</th>", html_text(r.id));
+    }
+    out.push_str("</tr></thead><tbody>\n");
+    for (endpoint, row) in &g {
+        let _ = write!(out, "<tr><th class=\"ep\">{}</th>", html_text(endpoint));
+        for (_, r) in &used {
+            match row.get(r.id) {
+                Some(Verdict::Pass) => {
+                    let _ = write!(out, "<td class=\"pass\" title=\"{} passed\">ok</td>", r.id);
+                }
+                Some(Verdict::Fail) => {
+                    let _ = write!(out, "<td class=\"fail\" title=\"{} failed\">XX</td>", r.id);
+                }
+                Some(Verdict::Skip) => {
+                    let _ = write!(out, "<td class=\"skip\" title=\"{} skipped\">..</td>", r.id);
+                }
+                None => out.push_str("<td></td>"),
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table>\n<ol>\n");
+    for (n, r) in &used {
+        let _ = writeln!(
+            out,
+            "<li value=\"{n}\"><code>{}</code> <span class=\"sev-{}\">{}</span>: {} ({})</li>",
+            r.id,
+            r.severity.name(),
+            r.severity.name(),
+            html_text(r.what),
+            html_text(r.source)
+        );
+    }
+    out.push_str("</ol>\n");
+    let failures: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.result == Verdict::Fail)
+        .collect();
+    let _ = writeln!(out, "<h2>Failures ({})</h2>", failures.len());
+    for f in failures {
+        let _ = writeln!(
+            out,
+            "<details><summary><span class=\"sev-{}\">{}</span> <code>{}</code> {} {}: expected {}; {}</summary>\
+             <p>{}</p><pre>{}</pre><pre>{}</pre></details>",
+            f.severity.name(),
+            f.severity.name(),
+            f.rule,
+            html_text(&f.method),
+            html_text(&f.endpoint),
+            html_text(&f.expected),
+            html_text(&f.detail),
+            html_text(f.rfc),
+            html_text(&f.transcript),
+            html_text(&f.curl)
+        );
+    }
+    out.push_str("</body></html>\n");
     out
 }

@@ -108,7 +108,7 @@ rules! {
     "created-201", Should, Write, "RFC 9110 §15.3.2",
         "a create answers 201 with a `Location` that resolves";
     "rate-limit-429", Should, Load, "RFC 6585 §4, draft-ietf-httpapi-ratelimit-headers",
-        "past the limit: 429 (or the policy's 420) with `Retry-After` >= 1 and `RateLimit-*` fields";
+        "past the limit: 429 (or the policy's 420) with `RateLimit-*` fields (its `Retry-After` >= 1: `retry-after-positive`)";
     "error-format", Policy, Passive, "RFC 9457 §3; the policy's format",
         "every 4xx/5xx body is in the policy's format, its `Content-Type` matches, and its `status` member equals the HTTP status";
     "error-no-store", Should, Passive, "RFC 9111 §4.2.2, §5.2.2.5",

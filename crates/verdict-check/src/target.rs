@@ -23,9 +23,27 @@ pub struct Endpoint {
     /// documented without a request body maps to an empty list; a method
     /// absent: unknown).
     pub consumes: BTreeMap<String, Vec<String>>,
+    /// A JSON body the document gives as the POST's example, if any.
+    pub example: Option<Value>,
 }
 
 impl Endpoint {
+    /// A path given by hand, optionally after the methods it takes
+    /// (`GET,POST /items`); without them they are learnt from the API.
+    pub fn parse(spec: &str) -> Self {
+        match spec.trim().split_once(' ') {
+            Some((methods, path)) if !methods.starts_with('/') => {
+                let mut e = Endpoint::path(path.trim());
+                e.methods = allow_set(methods);
+                if e.methods.contains("GET") {
+                    e.methods.insert("HEAD".into());
+                }
+                e
+            }
+            _ => Endpoint::path(spec.trim()),
+        }
+    }
+
     /// A path given by hand: its methods are learnt from the API.
     pub fn path(path: &str) -> Self {
         let path = if path.starts_with('/') {
@@ -39,6 +57,7 @@ impl Endpoint {
             methods: BTreeSet::new(),
             protected: None,
             consumes: BTreeMap::new(),
+            example: None,
         }
     }
 
@@ -66,6 +85,7 @@ pub fn from_openapi(doc: &Value) -> Result<Vec<Endpoint>, String> {
         let mut methods = BTreeSet::new();
         let mut protected = None;
         let mut consumes = BTreeMap::new();
+        let mut example = None;
         for (method, op) in ops {
             let upper = method.to_ascii_uppercase();
             if ![
@@ -81,6 +101,9 @@ pub fn from_openapi(doc: &Value) -> Result<Vec<Endpoint>, String> {
                 .map(|c| c.keys().cloned().collect())
                 .unwrap_or_default();
             consumes.insert(upper.clone(), media);
+            if upper == "POST" {
+                example = post_example(doc, op);
+            }
             if upper == "GET" {
                 let secured = match op["security"].as_array() {
                     Some(list) => {
@@ -103,9 +126,39 @@ pub fn from_openapi(doc: &Value) -> Result<Vec<Endpoint>, String> {
             methods,
             protected,
             consumes,
+            example,
         });
     }
     Ok(out)
+}
+
+/// The example of a POST's JSON body: the media type's `example`, else its
+/// schema's (following one `$ref` into the components).
+fn post_example(doc: &Value, op: &Value) -> Option<Value> {
+    let media = &op["requestBody"]["content"]["application/json"];
+    if let Some(e) = media.get("example") {
+        return Some(e.clone());
+    }
+    let mut schema = &media["schema"];
+    if let Some(r) = schema["$ref"].as_str() {
+        let pointer = r.strip_prefix('#')?;
+        schema = doc.pointer(pointer)?;
+    }
+    schema.get("example").cloned()
+}
+
+/// The URI references of a `Link` value (`<...>; rel="next", <...>; ...`).
+pub fn link_targets(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find('<') {
+        let Some(len) = rest[start + 1..].find('>') else {
+            break;
+        };
+        out.push(rest[start + 1..start + 1 + len].to_string());
+        rest = &rest[start + 1 + len + 1..];
+    }
+    out
 }
 
 /// `template` with each `{parameter}` replaced by [`PARAMETER`].
@@ -131,7 +184,7 @@ pub fn from_lines(text: &str) -> Vec<Endpoint> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(Endpoint::path)
+        .map(Endpoint::parse)
         .collect()
 }
 
@@ -164,6 +217,25 @@ mod tests {
         assert_eq!(item.protected, Some(true));
         let health = eps.iter().find(|e| e.template == "/health").unwrap();
         assert_eq!(health.protected, Some(false));
+    }
+
+    #[test]
+    fn a_path_may_name_its_methods() {
+        let e = Endpoint::parse("GET,post /items");
+        assert_eq!(e.path, "/items");
+        assert!(e.documents(&Method::POST) && e.documents(&Method::HEAD));
+        assert!(Endpoint::parse("/items").methods.is_empty());
+    }
+
+    #[test]
+    fn links_name_their_targets() {
+        assert_eq!(
+            link_targets(r#"</items?cursor=b>; rel="next", <https://x.example/a>; rel="other""#),
+            vec![
+                "/items?cursor=b".to_string(),
+                "https://x.example/a".to_string()
+            ]
+        );
     }
 
     #[test]

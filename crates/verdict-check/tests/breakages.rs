@@ -64,7 +64,12 @@ async fn serve(breakage: Option<Breakage>) -> String {
     let routes = Router::new()
         .route(
             "/items",
-            get(|| async { axum::Json(json!([{"id": "verdict-check-0"}])) }),
+            get(|| async {
+                (
+                    [("link", "</items/verdict-check-0>; rel=\"item\"")],
+                    axum::Json(json!([{"id": "verdict-check-0"}])),
+                )
+            }),
         )
         .route("/items/{id}", get(show).put(replace));
     let app = Contract::new(Preset::standard())
@@ -157,6 +162,25 @@ async fn the_fixture_keeps_every_rule() {
     ] {
         assert!(passed.contains(rule), "{rule} was never judged: {passed:?}");
     }
+}
+
+#[tokio::test]
+async fn paths_named_by_link_headers_are_probed_too() {
+    let base = serve(None).await;
+    let options = Options::new(&base, "standard")
+        .unwrap()
+        .path("/items")
+        .tokens(Some("good"), None);
+    let (findings, summary) = audit(options).await.unwrap();
+    assert!(summary.ok);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.endpoint == "/items/verdict-check-0"
+                && f.rule == "conditional-304"
+                && f.result == Verdict::Pass),
+        "the linked item was not probed"
+    );
 }
 
 #[tokio::test]
@@ -358,3 +382,122 @@ breakage!(
         res
     }
 );
+
+/// Debian's Chromium, or `None` when it is not installed and this is not CI.
+fn chromium() -> Option<&'static str> {
+    let path = "/usr/bin/chromium";
+    if std::path::Path::new(path).exists() {
+        return Some(path);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must install Debian's chromium (apt-get install chromium) before the tests");
+    }
+    eprintln!("skipped: no /usr/bin/chromium");
+    None
+}
+
+#[tokio::test]
+async fn the_html_report_shows_the_grid_in_a_headless_browser() {
+    fn breaking(req: Request, next: Next) -> BoxFuture<'static, Response> {
+        Box::pin(async move {
+            let mut res = next.run(req).await;
+            res.headers_mut().remove("cache-control");
+            res
+        })
+    }
+    let base = serve(Some(breaking)).await;
+    let options = Options::new(&base, "standard")
+        .unwrap()
+        .path("/items")
+        .path("/items/verdict-check-0")
+        .tokens(Some("good"), Some("weak"));
+    let (findings, summary) = audit(options).await.unwrap();
+    let page = verdict_check::report::html(&findings, &summary);
+    // Self-contained: nothing for a browser to fetch.
+    for outside in ["src=", "href=", "@import", "url("] {
+        assert!(!page.contains(outside), "{outside} in the page");
+    }
+    assert!(page.contains("<details>") && page.contains("error-no-store"));
+    assert!(
+        page.contains("cache-control") || page.contains("Cache-Control"),
+        "the exchange is shown"
+    );
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("verdict-check-html-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let html = dir.join("report.html");
+    let shot = dir.join("report.png");
+    std::fs::write(&html, &page).unwrap();
+    // (Blocking is fine: the fixture has answered everything by now.)
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--disable-background-networking",
+            "--window-size=1200,800",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The grid's cells are there: the pass green and the fail red.
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let channels = info.color_type.samples();
+    let count = |rgb: [u8; 3]| {
+        pixels[..info.buffer_size()]
+            .chunks(channels)
+            .filter(|p| {
+                p[0].abs_diff(rgb[0]) < 8 && p[1].abs_diff(rgb[1]) < 8 && p[2].abs_diff(rgb[2]) < 8
+            })
+            .count()
+    };
+    let (green, red) = (count([0x2e, 0x9d, 0x4a]), count([0xd2, 0x30, 0x2c]));
+    assert!(green > 200 && red > 200, "green {green}, red {red} pixels");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn retry_after_zero_breaks_retry_after_positive() {
+    fn breaking(req: Request, next: Next) -> BoxFuture<'static, Response> {
+        Box::pin(async move {
+            let mut res = next.run(req).await;
+            if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                res.headers_mut()
+                    .insert("retry-after", HeaderValue::from_static("0"));
+            }
+            res
+        })
+    }
+    let base = serve(Some(breaking)).await;
+    let options = Options::new(&base, "standard")
+        .unwrap()
+        .path("/items")
+        .tokens(Some("tiny"), None)
+        .load(10)
+        .max_wait(Duration::ZERO)
+        .strict(true);
+    let (findings, _) = audit(options).await.unwrap();
+    let failed: BTreeSet<&str> = findings
+        .iter()
+        .filter(|f| f.result == Verdict::Fail)
+        .map(|f| f.rule)
+        .collect();
+    assert_eq!(
+        failed,
+        BTreeSet::from(["retry-after-positive"]),
+        "{}",
+        report(&findings)
+    );
+}

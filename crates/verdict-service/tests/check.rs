@@ -40,6 +40,7 @@ async fn verdict_serve_keeps_every_rule_under_every_preset() {
             .unwrap()
             .tokens(Some(common::ADMIN), Some(&weak))
             .writes(true)
+            .creates(true)
             .strict(true);
         let (findings, summary) = audit(options).await.unwrap();
         assert!(
@@ -56,8 +57,9 @@ async fn verdict_serve_keeps_every_rule_under_every_preset() {
 }
 
 #[tokio::test]
-async fn the_load_probe_finds_verdict_serves_rate_limit() {
-    for name in ["standard", "seed-001"] {
+async fn the_load_probe_finds_verdict_serves_rate_limit_under_every_preset() {
+    for preset in Preset::all() {
+        let name = preset.name();
         let s = service(name).await;
         let limited = s
             .token(json!({"scopes": ["read"], "rate_limit": {"requests": 3, "per_seconds": 60}}))
@@ -75,11 +77,9 @@ async fn the_load_probe_finds_verdict_serves_rate_limit() {
             .find(|f| f.rule == "rate-limit-429")
             .unwrap();
         assert_eq!(load.result, Verdict::Pass, "{name}: {}", load.detail);
-        // seed-001 answers a rate limit with 420.
-        assert_eq!(
-            load.status,
-            Some(if name == "seed-001" { 420 } else { 429 })
-        );
+        // Each preset's own status (seed-001: 420; seed-002, without either: 503).
+        let expected = preset.status_for(verdict::Situation::RateLimited).as_u16();
+        assert_eq!(load.status, Some(expected), "{name}");
         assert!(summary.ok, "{}", report::table(&findings, &summary, false));
     }
 }
