@@ -501,3 +501,125 @@ async fn retry_after_zero_breaks_retry_after_positive() {
         report(&findings)
     );
 }
+
+breakage!(
+    a_403_for_a_wrong_token_breaks_auth_invalid_401,
+    "auth-invalid-401",
+    |req, next| {
+        let wrong = req
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v.as_bytes().ends_with(b"verdict-check-invalid-token"));
+        if wrong {
+            return ApiError::forbidden("Not you.").into_response();
+        }
+        next.run(req).await
+    }
+);
+
+breakage!(
+    a_404_for_a_token_without_the_scope_breaks_auth_scope_403,
+    "auth-scope-403",
+    |req, next| {
+        let res = next.run(req).await;
+        if res.status() == StatusCode::FORBIDDEN {
+            return ApiError::not_found("No such thing.").into_response();
+        }
+        res
+    }
+);
+
+breakage!(
+    a_400_for_a_long_uri_breaks_uri_too_long_414,
+    "uri-too-long-414",
+    |req, next| {
+        if req.uri().to_string().len() > 8 * 1024 {
+            return ApiError::bad_request("Too long.").into_response();
+        }
+        next.run(req).await
+    }
+);
+
+breakage!(
+    a_404_for_large_headers_breaks_headers_too_large_431,
+    "headers-too-large-431",
+    |req, next| {
+        if req.headers().contains_key("x-verdict-check") {
+            return ApiError::not_found("No such thing.").into_response();
+        }
+        next.run(req).await
+    }
+);
+
+breakage!(
+    a_422_for_malformed_json_breaks_malformed_400,
+    "malformed-400",
+    |req, next| {
+        let res = next.run(req).await;
+        if res.status() == StatusCode::BAD_REQUEST {
+            return ApiError::validation_failed(vec![]).into_response();
+        }
+        res
+    }
+);
+
+breakage!(
+    a_write_despite_if_match_breaks_write_refused,
+    "write-refused",
+    |req, next| {
+        if req.method() == http::Method::PUT {
+            return axum::Json(json!({"stored": true})).into_response();
+        }
+        next.run(req).await
+    }
+);
+
+breakage!(
+    a_415_without_accept_post_breaks_required_headers,
+    "required-headers",
+    |req, next| {
+        let mut res = next.run(req).await;
+        res.headers_mut().remove("accept-post");
+        res.headers_mut().remove("accept-patch");
+        res
+    }
+);
+
+#[tokio::test]
+async fn a_429_without_ratelimit_fields_breaks_rate_limit_429() {
+    fn breaking(req: Request, next: Next) -> BoxFuture<'static, Response> {
+        Box::pin(async move {
+            let mut res = next.run(req).await;
+            for h in [
+                "ratelimit-limit",
+                "ratelimit-remaining",
+                "ratelimit-reset",
+                "ratelimit",
+                "ratelimit-policy",
+            ] {
+                res.headers_mut().remove(h);
+            }
+            res
+        })
+    }
+    let base = serve(Some(breaking)).await;
+    let options = Options::new(&base, "standard")
+        .unwrap()
+        .path("/items")
+        .tokens(Some("tiny"), None)
+        .load(10)
+        .max_wait(Duration::ZERO)
+        .strict(true);
+    let (findings, _) = audit(options).await.unwrap();
+    let failed: BTreeSet<&str> = findings
+        .iter()
+        .filter(|f| f.result == Verdict::Fail)
+        .map(|f| f.rule)
+        .collect();
+    assert_eq!(
+        failed,
+        BTreeSet::from(["rate-limit-429"]),
+        "{}",
+        report(&findings)
+    );
+}
