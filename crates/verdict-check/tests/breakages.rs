@@ -57,6 +57,38 @@ async fn replace(
     Ok(axum::Json(body))
 }
 
+/// Creates nothing, but answers as a create does: 201 and where the item
+/// is. In the contract's order: the precondition (the list's current tag),
+/// then the body's content.
+async fn create(
+    pre: Preconditions,
+    Json(body): Json<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    pre.check_write(Some(&Validators::new(
+        Some(EntityTag::strong("list-v1")),
+        None,
+    )))?;
+    if !body["name"].is_string() {
+        return Err(ApiError::validation_failed(vec![verdict::FieldError::new(
+            "/name",
+            "a string is required",
+        )]));
+    }
+    Ok((
+        StatusCode::CREATED,
+        [("location", "/items/verdict-check-0")],
+        axum::Json(json!({"id": "verdict-check-0"})),
+    ))
+}
+
+/// The fixture's document: its paths, methods, and the create's example.
+fn document() -> Value {
+    json!({"openapi": "3.1.0", "security": [{"bearer": []}], "paths": {
+        "/items": {"get": {}, "post": {"requestBody": {"content": {"application/json": {"example": {"name": "x"}}}}}},
+        "/items/{id}": {"get": {}, "put": {"requestBody": {"content": {"application/json": {}}}}},
+    }})
+}
+
 /// What a breakage does to the fixture, around everything.
 type Breakage = fn(Request, Next) -> BoxFuture<'static, Response>;
 
@@ -69,7 +101,8 @@ async fn serve(breakage: Option<Breakage>) -> String {
                     [("link", "</items/verdict-check-0>; rel=\"item\"")],
                     axum::Json(json!([{"id": "verdict-check-0"}])),
                 )
-            }),
+            })
+            .post(create),
         )
         .route("/items/{id}", get(show).put(replace));
     let app = Contract::new(Preset::standard())
@@ -96,12 +129,17 @@ async fn serve(breakage: Option<Breakage>) -> String {
 
 async fn failures(breakage: Option<Breakage>) -> (BTreeSet<&'static str>, Vec<Finding>) {
     let base = serve(breakage).await;
-    let options = Options::new(&base, "standard")
+    failures_under(&base, "standard").await
+}
+
+async fn failures_under(base: &str, policy: &str) -> (BTreeSet<&'static str>, Vec<Finding>) {
+    let options = Options::new(base, policy)
         .unwrap()
-        .path("/items")
-        .path("/items/verdict-check-0")
+        .openapi(&document())
+        .unwrap()
         .tokens(Some("good"), Some("weak"))
         .writes(true)
+        .creates(true)
         .strict(true);
     let (findings, _) = audit(options).await.unwrap();
     let failed = findings
@@ -622,4 +660,60 @@ async fn a_429_without_ratelimit_fields_breaks_rate_limit_429() {
         "{}",
         report(&findings)
     );
+}
+
+breakage!(
+    a_201_without_location_breaks_location_201_3xx,
+    "location-201-3xx",
+    |req, next| {
+        let mut res = next.run(req).await;
+        if res.status() == StatusCode::CREATED {
+            res.headers_mut().remove("location");
+        }
+        res
+    }
+);
+
+breakage!(
+    a_location_that_does_not_resolve_breaks_created_201,
+    "created-201",
+    |req, next| {
+        let mut res = next.run(req).await;
+        if res.status() == StatusCode::CREATED {
+            res.headers_mut()
+                .insert("location", HeaderValue::from_static("/items/gone"));
+        }
+        res
+    }
+);
+
+#[tokio::test]
+async fn a_code_outside_the_policy_breaks_allowed_codes() {
+    fn breaking(req: Request, next: Next) -> BoxFuture<'static, Response> {
+        Box::pin(async move {
+            let mut res = next.run(req).await;
+            if res.status() == StatusCode::OK {
+                *res.status_mut() = StatusCode::NON_AUTHORITATIVE_INFORMATION;
+            }
+            res
+        })
+    }
+    let base = serve(Some(breaking)).await;
+    // The codes the fixture sends when it keeps the contract, 203 not among them.
+    let dir = std::env::temp_dir().join(format!("verdict-check-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("team.json");
+    std::fs::write(
+        &policy,
+        r#"{"extends": "standard", "allowed": [200, 201, 204, 304, 400, 401, 403, 404, 405, 406, 412, 413, 414, 415, 422, 429, 431, 501]}"#,
+    )
+    .unwrap();
+    let (failed, findings) = failures_under(&base, policy.to_str().unwrap()).await;
+    assert_eq!(
+        failed,
+        BTreeSet::from(["allowed-codes"]),
+        "{}",
+        report(&findings)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
