@@ -40,3 +40,4 @@ def after_call(context, case, response):
     )
     with urllib.request.urlopen(request, timeout=10) as reply:
         reply.read()
+

@@ -87,7 +87,7 @@ pub const OPERATIONS: &[Operation] = &[
     op!("GET" "/v1/tokens/{id}" "get_token", "Read a token (never its secret)", Scope("admin"), ok [200, 304], err [404], B::None),
     op!("DELETE" "/v1/tokens/{id}" "revoke_token", "Revoke a token", Scope("admin"), ok [204], err [404], B::None),
     op!("POST" "/v1/collections" "create_collection", "Create a collection", Scope("write"), ok [201], err [409], B::Json("NewCollection")),
-    op!("GET" "/v1/collections" "list_collections", "List collections", Scope("read"), ok [200], err [], B::None),
+    op!("GET" "/v1/collections" "list_collections", "List collections", Scope("read"), ok [200, 304], err [], B::None),
     op!("GET" "/v1/collections/{c}" "get_collection", "Read a collection", Scope("read"), ok [200, 302, 304], err [404], B::None),
     op!("PATCH" "/v1/collections/{c}" "change_collection", "Rename a collection or change its schema", Scope("write"), ok [200, 302], err [404, 409, 412], B::MergePatch("CollectionPatch")),
     op!("DELETE" "/v1/collections/{c}" "delete_collection", "Delete a collection (409 if not empty, unless ?force=true)", Scope("write"), ok [204, 302], err [404, 409], B::None),

@@ -242,9 +242,10 @@ fn parameters(op: &Operation) -> Vec<Value> {
             "schema": {"type": "string", "pattern": KEY_PATTERN}})),
         _ => {}
     }
-    // What the server parses; anything else is a 400 `invalid_header`.
+    // What the server parses (an empty value is no condition); anything
+    // else is a 400 `invalid_header`.
     let tag_list = json!({"type": "string", "description": "`*` or entity tags such as `\"3f1c\"`",
-        "pattern": r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#});
+        "pattern": r#"^(|\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#});
     let date = json!({"type": "string", "description": "An HTTP date, such as `Tue, 24 Nov 2026 09:30:00 GMT`"});
     if op.method == "GET" && has_validators(op)
         || matches!(op.id, "list_records" | "list_collections")
