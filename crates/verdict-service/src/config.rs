@@ -36,6 +36,10 @@ pub enum Command {
     /// contract: probes chosen to provoke each answer, judged by rules with
     /// stable ids (exit 0: no `must` broken; 1: one is; 2: usage or connection error).
     Check(verdict_check::CheckArgs),
+    /// Put the contract in front of an HTTP API written in anything: the
+    /// library's layers, then the upstream; 502/503/504 for the reasons RFC
+    /// 9110 gives them; upstream errors rewritten into the preset's format.
+    Proxy(verdict_proxy::ProxyArgs),
     /// Print the OpenAPI document `serve` would publish at /openapi.json (for
     /// generating a client without a running service; no collection schemas).
     Openapi(OpenapiArgs),

@@ -23,6 +23,10 @@ async fn main() -> std::process::ExitCode {
         ),
         Command::Token(args) => report(verdict_service::cli::token(args).await),
         Command::Check(args) => std::process::ExitCode::from(verdict_check::run(args).await as u8),
+        Command::Proxy(args) => {
+            init_logging(args.log_json);
+            std::process::ExitCode::from(verdict_proxy::run(args).await as u8)
+        }
         Command::Openapi(args) => {
             use verdict_service::surface::openapi::{document, to_json};
             let doc = document(&args.preset, &[]);
@@ -51,8 +55,9 @@ fn report(done: Result<String, String>) -> std::process::ExitCode {
     }
 }
 
-async fn serve(args: verdict_service::config::ServeArgs) -> std::process::ExitCode {
-    // VERDICT_LOG first (it names this service), then the ecosystem's RUST_LOG.
+/// Logs to stderr, as text or JSON, at the level VERDICT_LOG (it names this
+/// program) or else RUST_LOG sets; panics become one log event.
+fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_env("VERDICT_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -60,7 +65,7 @@ async fn serve(args: verdict_service::config::ServeArgs) -> std::process::ExitCo
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if args.log_json {
+    if json {
         subscriber.json().init();
     } else {
         subscriber.init();
@@ -81,6 +86,10 @@ async fn serve(args: verdict_service::config::ServeArgs) -> std::process::ExitCo
             .unwrap_or_default();
         tracing::error!(panic = %payload, location = %location, "a thread panicked");
     }));
+}
+
+async fn serve(args: verdict_service::config::ServeArgs) -> std::process::ExitCode {
+    init_logging(args.log_json);
     let listen = args.listen;
     let storage_label = args.storage_label();
     // Bound first: a start that fails on "address in use" must not have

@@ -162,6 +162,13 @@ impl ApiError {
         }
     }
 
+    /// Marks the error as a preset-dependent situation (crate-internal: the
+    /// public constructors set it where it applies).
+    pub(crate) fn in_situation(mut self, situation: Situation) -> Self {
+        self.inner.situation = Some(situation);
+        self
+    }
+
     /// An error for a status a response already carries (the normalizing
     /// layer's view of a bare status from elsewhere; its headers come along).
     pub(crate) fn foreign(status: StatusCode, detail: &'static str) -> Self {

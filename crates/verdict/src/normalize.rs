@@ -166,7 +166,18 @@ where
     }
 }
 
+/// Marks a response that leaves the normalizing layer as it is: an answer
+/// from elsewhere already in the contract's shape, such as a gateway's
+/// upstream error in the preset's format (`verdict proxy` passes those
+/// untouched, and everything with `--normalize off`). Put it in the
+/// response's extensions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Verbatim;
+
 fn normalize(config: &Config, facts: &RequestFacts, mut res: Response) -> Response {
+    if res.extensions_mut().remove::<Verbatim>().is_some() {
+        return res;
+    }
     let preset = &config.preset;
     let status = res.status();
     let rendered = res.extensions_mut().remove::<Rendered>();
@@ -274,6 +285,10 @@ fn foreign(status: StatusCode, path: &str) -> ApiError {
             ApiError::not_found(format!("No resource exists at {shown}."))
         }
         500 => ApiError::internal("a handler answered 500 without an ApiError"),
+        // A bare 429 from elsewhere (a gateway's upstream) is a rate limit
+        // all the same: the preset's status for it (seed-001's 420).
+        429 => ApiError::foreign(status, "Too many requests; retry after the delay given.")
+            .in_situation(crate::Situation::RateLimited),
         _ => {
             let detail = status::lookup(status)
                 .map(|e| e.meaning)

@@ -96,6 +96,7 @@ pub struct Contract {
     content_type: ContentTypeLayer,
     body_limit: BodyLimitLayer,
     etag: bool,
+    media_types: bool,
     request_limits: RequestLimitsLayer,
     body_timeout: Option<Duration>,
     failed_auth: Option<(Arc<dyn RateLimitStore>, Quota)>,
@@ -149,6 +150,7 @@ impl Contract {
             content_type: ContentTypeLayer::new(),
             body_limit: BodyLimitLayer::new(DEFAULT_MAX_BODY),
             etag: true,
+            media_types: true,
             request_limits: RequestLimitsLayer::default(),
             body_timeout: Some(DEFAULT_BODY_TIMEOUT),
             failed_auth: None,
@@ -316,6 +318,15 @@ impl Contract {
         self
     }
 
+    /// Whether `Accept` (406) and `Content-Type` (415) are checked against
+    /// what each route produces and consumes (default on). A gateway in
+    /// front of an API it does not describe turns this off: the upstream
+    /// decides what it takes and gives.
+    pub fn check_media_types(mut self, on: bool) -> Self {
+        self.media_types = on;
+        self
+    }
+
     /// Whether GET responses get ETags and 304s from [`ETagLayer`] (default on).
     pub fn etag(mut self, on: bool) -> Self {
         self.etag = on;
@@ -400,9 +411,10 @@ impl Contract {
                                     self.authorizer
                                         .map(|a| AuthorizeLayer::from_arc(a).into_guard()),
                                     Chain(
-                                        self.accept.into_guard(),
+                                        self.media_types.then(|| self.accept.into_guard()),
                                         Chain(
-                                            self.content_type.into_guard(),
+                                            self.media_types
+                                                .then(|| self.content_type.into_guard()),
                                             self.body_limit.into_guard(),
                                         ),
                                     ),

@@ -1,0 +1,298 @@
+//! `verdict proxy --upstream URL`: the contract in front of an HTTP API
+//! written in anything, and the one honest source of 502, 503 and 504.
+//!
+//! Every request goes through the `verdict` library's stack, verbatim (the
+//! same layers `verdict serve` runs): 414/431, 501 for unrecognized methods,
+//! 410/426 for retired prefixes, 503 when shedding (`--max-in-flight`), 413
+//! past `--max-body`, a deadline (`--request-timeout`). A refused request
+//! never reaches the upstream. What the upstream cannot give becomes one of
+//! [`failure::Failure`]'s classes: refused, unresolvable or otherwise
+//! unreachable -> 502, reset or not HTTP -> 502, too slow -> 504, every
+//! circuit open -> 503 with `Retry-After`; the body names the class, the log
+//! the details.
+//!
+//! Upstream errors that are not in the preset's format (HTML, plain text,
+//! foreign JSON) are rewritten into it, keeping the status and `Retry-After`,
+//! `WWW-Authenticate`, `Allow`, `Location`, `RateLimit-*`; an upstream error
+//! that already conforms passes untouched, and so does every answer with
+//! `--normalize off`. 2xx and 3xx answers stream through, never buffered.
+//! Hop-by-hop fields are stripped both ways (RFC 9110 §7.6.1), `Via` and
+//! `Forwarded` added, the request id sent upstream in `X-Request-Id`.
+//!
+//! ```no_run
+//! # async fn run() {
+//! use clap::Parser;
+//!
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     proxy: verdict_proxy::ProxyArgs,
+//! }
+//! let cli = Cli::parse_from(["gateway", "--upstream", "http://127.0.0.1:3000"]);
+//! let code = verdict_proxy::run(cli.proxy).await;
+//! # let _ = code;
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use clap::{Args, ValueEnum};
+use http::header;
+use http_body_util::BodyExt;
+use verdict::client_addr::ClientAddr;
+use verdict::headers::Upgrade;
+use verdict::normalize::Verbatim;
+use verdict::{Contract, ContractService, Preset};
+
+pub mod failure;
+pub mod hop;
+pub mod upstream;
+
+use crate::upstream::Upstreams;
+
+/// The most of an upstream error body read to judge whether it conforms.
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Where the gateway's own problem pages are (under a prefix no upstream
+/// path is likely to use).
+pub const PROBLEM_BASE: &str = "/.verdict/problems";
+
+/// `verdict proxy`'s arguments.
+#[derive(Clone, Debug, Args)]
+pub struct ProxyArgs {
+    /// Where to listen.
+    #[arg(long, env = "VERDICT_PROXY_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// An upstream (`http://host:port`); repeat for several (round robin,
+    /// each rested after 3 failures in a row).
+    #[arg(long = "upstream", required = true)]
+    pub upstreams: Vec<String>,
+    /// The preset whose codes and error format the gateway keeps.
+    #[arg(long, default_value = "standard", value_parser = preset_parser())]
+    pub preset: Preset,
+    /// How long to wait for an upstream's connection and response head
+    /// (then 504), and the longest its body may stall (then the stream is reset).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: Duration,
+    /// A request's whole deadline at the gateway (then 504).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// How long a failing upstream is rested before it is tried again.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub upstream_rest: Duration,
+    /// Requests processed at once; past it, 503 with Retry-After.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+    /// The largest request body passed on, in bytes (then 413).
+    #[arg(long, default_value_t = 10 << 20)]
+    pub max_body: u64,
+    /// A retired path prefix (410, or 426 under presets that have it);
+    /// repeat for several.
+    #[arg(long = "retired")]
+    pub retired: Vec<String>,
+    /// Rewrite upstream errors that are not in the preset's format into it
+    /// (`on`), or pass every upstream answer as it is (`off`).
+    #[arg(long, value_enum, default_value_t = Normalize::On)]
+    pub normalize: Normalize,
+    /// Log lines as JSON instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// `--normalize`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Normalize {
+    /// Upstream errors in another format are rewritten into the preset's.
+    On,
+    /// Upstream answers pass as they are.
+    Off,
+}
+
+fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(verdict::preset::PRESET_NAMES)
+        .map(|name| Preset::by_name(&name).expect("a listed preset"))
+}
+
+/// What the forwarding handler needs.
+#[derive(Debug)]
+struct Gateway {
+    upstreams: Upstreams,
+    normalize: Normalize,
+    idle: Duration,
+}
+
+/// The gateway as a service: the contract's stack around the forwarding handler.
+pub fn build(args: &ProxyArgs) -> Result<ContractService, String> {
+    let gateway = Arc::new(Gateway {
+        upstreams: Upstreams::new(&args.upstreams, args.upstream_timeout, args.upstream_rest)?,
+        normalize: args.normalize,
+        idle: args.upstream_timeout,
+    });
+    let routes = Router::new()
+        .route("/", any(forward))
+        .route("/{*path}", any(forward))
+        .with_state(gateway);
+    let mut contract = Contract::new(args.preset.clone())
+        .problem_base(PROBLEM_BASE)
+        .document_problems(failure::CATALOG)
+        .max_in_flight(args.max_in_flight as usize)
+        .timeout(args.request_timeout)
+        .max_body(args.max_body)
+        // The upstream decides what it takes and gives (no 406/415 on its
+        // behalf without a document), and tags its own representations.
+        .check_media_types(false)
+        .etag(false);
+    for retired in &args.retired {
+        let (prefix, successor) = retired.split_once('=').unwrap_or((retired, "HTTP/1.1"));
+        let upgrade = Upgrade::new(successor)
+            .ok_or_else(|| format!("--retired {retired}: `{successor}` is not a protocol token"))?;
+        contract = contract.retire(prefix, upgrade);
+    }
+    Ok(contract.apply(routes))
+}
+
+/// Forwards one request, and shapes what comes back.
+async fn forward(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    hop::strip(&mut parts.headers);
+    hop::add_via(&mut parts.headers);
+    hop::add_forwarded(&mut parts.headers, client, host.as_deref());
+    // The upstream's own authority goes in Host (the client's is in Forwarded).
+    parts.headers.remove(header::HOST);
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+    match gw.upstreams.forward(Request::from_parts(parts, body)).await {
+        Ok((res, upstream)) => {
+            tracing::debug!(%method, %path, %upstream, status = res.status().as_u16(), "upstream answered");
+            shape(&gw, res).await
+        }
+        Err(failure) => {
+            tracing::warn!(%method, %path, outcome = failure.label(), "upstream failed");
+            failure.into_error().into_response()
+        }
+    }
+}
+
+/// The upstream's answer, as the client gets it.
+async fn shape(gw: &Gateway, res: http::Response<hyper::body::Incoming>) -> Response {
+    let (mut parts, body) = res.into_parts();
+    hop::strip(&mut parts.headers);
+    hop::add_via(&mut parts.headers);
+    let error = parts.status.is_client_error() || parts.status.is_server_error();
+    if gw.normalize == Normalize::Off || !error {
+        let mut res = Response::from_parts(parts, upstream::with_idle_timeout(body, gw.idle));
+        if gw.normalize == Normalize::Off {
+            res.extensions_mut().insert(Verbatim);
+        }
+        return res;
+    }
+    // An error: read it (up to the cap) to see whether it keeps the format.
+    let limited = http_body_util::Limited::new(body, MAX_ERROR_BODY);
+    let bytes = tokio::time::timeout(gw.idle, limited.collect())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|c| c.to_bytes());
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
+    if let Some(bytes) = bytes.filter(|_| !encoded) {
+        let conforms = verdict::format::inspect(&content_type, &bytes)
+            .is_ok_and(|b| b.status.is_none_or(|s| s == parts.status.as_u16()));
+        if conforms {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let mut res = Response::from_parts(parts, Body::from(bytes));
+            res.extensions_mut().insert(Verbatim);
+            return res;
+        }
+    }
+    // Not in the format: the contract's stack renders the status anew,
+    // keeping the headers that matter (Retry-After, Allow, ...).
+    for h in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+    ] {
+        parts.headers.remove(h);
+    }
+    tracing::debug!(
+        status = parts.status.as_u16(),
+        content_type,
+        "upstream error rewritten into the preset's format"
+    );
+    Response::from_parts(parts, Body::empty())
+}
+
+/// `verdict proxy`: serves until SIGINT or SIGTERM; the exit code.
+pub async fn run(args: ProxyArgs) -> i32 {
+    let app = match build(&args) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("verdict proxy: {e}");
+            return 2;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("verdict proxy: cannot listen on {}: {e}", args.listen);
+            return 1;
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    println!(
+        "verdict proxy {} in front of {}, preset {}",
+        env!("CARGO_PKG_VERSION"),
+        args.upstreams.join(", "),
+        args.preset
+    );
+    println!("listening on http://{local}");
+    tracing::info!(address = %local, upstreams = ?args.upstreams, "verdict proxy serving");
+    let server = verdict::server::Server::new(listener, app)
+        .preset(args.preset.clone())
+        .problem_base(PROBLEM_BASE);
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+    };
+    match server.run_until(shutdown).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("verdict proxy: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The upstreams: round robin over those whose circuit is closed, passive
+//! health (consecutive failures open a circuit for a while), and one request
+//! forwarded with the failure taxonomy of [`crate::failure`].
+
+use std::error::Error as _;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Method, Request, Response, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::failure::Failure;
+
+/// Consecutive failures that open an upstream's circuit.
+pub const FAILURES_TO_OPEN: u32 = 3;
+
+/// One upstream server.
+#[derive(Debug)]
+struct Upstream {
+    /// `http://host:port` (a path prefix is kept).
+    base: String,
+    failures: AtomicU32,
+    open_until: Mutex<Option<Instant>>,
+}
+
+/// The upstreams and the client that reaches them.
+#[derive(Debug)]
+pub struct Upstreams {
+    list: Vec<Upstream>,
+    next: AtomicUsize,
+    client: Client<HttpConnector, Body>,
+    timeout: Duration,
+    rest: Duration,
+}
+
+impl Upstreams {
+    /// `bases` (`http://host:port`), with a connect and response-head
+    /// `timeout`, resting a failing upstream for `rest`.
+    pub fn new(bases: &[String], timeout: Duration, rest: Duration) -> Result<Self, String> {
+        if bases.is_empty() {
+            return Err("give at least one --upstream http://host:port".into());
+        }
+        let mut list = Vec::new();
+        for b in bases {
+            let uri: Uri = b
+                .parse()
+                .map_err(|e| format!("--upstream {b}: not a URL: {e}"))?;
+            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                return Err(format!(
+                    "--upstream {b}: write http://host:port (https:// upstreams are not supported yet)"
+                ));
+            }
+            list.push(Upstream {
+                base: b.trim_end_matches('/').to_string(),
+                failures: AtomicU32::new(0),
+                open_until: Mutex::new(None),
+            });
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        connector.set_nodelay(true);
+        Ok(Upstreams {
+            list,
+            next: AtomicUsize::new(0),
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            timeout,
+            rest,
+        })
+    }
+
+    /// How many upstreams there are.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are none (never: `new` refuses that).
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The next upstream whose circuit is closed (round robin), skipping
+    /// `tried`; or how long until the first circuit closes.
+    fn pick(&self, tried: &[usize]) -> Result<usize, Duration> {
+        let now = Instant::now();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut soonest = self.rest;
+        for k in 0..self.list.len() {
+            let i = (start + k) % self.list.len();
+            if tried.contains(&i) {
+                continue;
+            }
+            let mut open = self.list[i].open_until.lock().expect("not poisoned");
+            match *open {
+                Some(until) if until > now => soonest = soonest.min(until - now),
+                Some(_) => {
+                    // Half open: one request tries it again.
+                    *open = None;
+                    return Ok(i);
+                }
+                None => return Ok(i),
+            }
+        }
+        Err(soonest)
+    }
+
+    fn succeeded(&self, i: usize) {
+        self.list[i].failures.store(0, Ordering::Relaxed);
+    }
+
+    fn failed(&self, i: usize) {
+        let n = self.list[i].failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= FAILURES_TO_OPEN {
+            *self.list[i].open_until.lock().expect("not poisoned") =
+                Some(Instant::now() + self.rest);
+            self.list[i].failures.store(0, Ordering::Relaxed);
+            tracing::warn!(upstream = %self.list[i].base, rest_s = self.rest.as_secs(), "upstream circuit opened");
+        }
+    }
+
+    /// Sends `req` (whose URI is the path and query) to an upstream; an
+    /// idempotent request that never reached one is tried on the next.
+    pub async fn forward(
+        &self,
+        req: Request<Body>,
+    ) -> Result<(Response<hyper::body::Incoming>, String), Failure> {
+        let (parts, body) = req.into_parts();
+        let retryable = matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        );
+        // Only a request without a body to lose is sent twice.
+        let mut body = Some(body);
+        let mut tried = Vec::new();
+        loop {
+            let i = self.pick(&tried).map_err(Failure::NoHealthyUpstream)?;
+            tried.push(i);
+            let upstream = &self.list[i];
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let uri: Uri = format!("{}{path}", upstream.base)
+                .parse()
+                .map_err(|e| Failure::InvalidResponse(format!("upstream URI: {e}")))?;
+            let mut out = Request::builder().method(parts.method.clone()).uri(uri);
+            for (n, v) in &parts.headers {
+                out = out.header(n, v);
+            }
+            let sent_body = match body.take() {
+                Some(b) => b,
+                None => Body::empty(),
+            };
+            let out = out
+                .body(sent_body)
+                .map_err(|e| Failure::InvalidResponse(format!("request: {e}")))?;
+            let result = tokio::time::timeout(self.timeout, self.client.request(out)).await;
+            let failure = match result {
+                Ok(Ok(res)) => {
+                    self.succeeded(i);
+                    return Ok((res, upstream.base.clone()));
+                }
+                Err(_) => Failure::Timeout(format!(
+                    "{}: no response head within {:?}",
+                    upstream.base, self.timeout
+                )),
+                Ok(Err(e)) => classify(&upstream.base, &e),
+            };
+            self.failed(i);
+            let again = retryable
+                && failure.before_sending()
+                && tried.len() < self.list.len()
+                && is_empty_body(&parts.headers);
+            if !again {
+                return Err(failure);
+            }
+            tracing::info!(upstream = %upstream.base, failure = failure.label(), "retrying on another upstream");
+        }
+    }
+}
+
+/// Whether the request has no body (so resending it loses nothing).
+fn is_empty_body(headers: &http::HeaderMap) -> bool {
+    !headers.contains_key(http::header::TRANSFER_ENCODING)
+        && headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
+}
+
+/// The class of a client error: connect errors (refused, DNS, connect
+/// timeout) before anything was sent; the rest after.
+fn classify(base: &str, e: &hyper_util::client::legacy::Error) -> Failure {
+    let mut chain = String::new();
+    let mut source = e.source();
+    let mut timed_out = false;
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        timed_out |= s.to_string().contains("timed out");
+        source = s.source();
+    }
+    let cause = format!("{base}: {e}{chain}");
+    if e.is_connect() {
+        if timed_out {
+            Failure::Timeout(cause)
+        } else {
+            Failure::Unreachable(cause)
+        }
+    } else {
+        Failure::InvalidResponse(cause)
+    }
+}
+
+/// A body that fails if the upstream sends nothing for `idle` (a stalled
+/// body after the head has gone out can only reset the stream).
+pub fn with_idle_timeout(body: hyper::body::Incoming, idle: Duration) -> Body {
+    use futures_util::StreamExt;
+    use http_body_util::BodyExt;
+    let frames = http_body_util::BodyStream::new(body.map_err(std::io::Error::other));
+    let stream =
+        futures_util::stream::unfold((frames, false), move |(mut frames, done)| async move {
+            if done {
+                return None;
+            }
+            match tokio::time::timeout(idle, frames.next()).await {
+                Ok(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => Some((Ok::<Bytes, std::io::Error>(data), (frames, false))),
+                    // Trailers are hop-by-hop material here: dropped.
+                    Err(_) => Some((Ok(Bytes::new()), (frames, false))),
+                },
+                Ok(Some(Err(e))) => Some((Err(e), (frames, true))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the upstream body stalled",
+                    )),
+                    (frames, true),
+                )),
+            }
+        });
+    Body::from_stream(stream.fuse())
+}
