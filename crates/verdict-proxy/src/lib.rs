@@ -53,6 +53,7 @@ use verdict::headers::Upgrade;
 use verdict::normalize::Verbatim;
 use verdict::{Contract, ContractService, Preset};
 
+pub mod document;
 pub mod failure;
 pub mod hop;
 pub mod upstream;
@@ -103,6 +104,12 @@ pub struct ProxyArgs {
     /// (`on`), or pass every upstream answer as it is (`off`).
     #[arg(long, value_enum, default_value_t = Normalize::On)]
     pub normalize: Normalize,
+    /// An OpenAPI 3 document (JSON) of the upstream: only its paths and
+    /// methods are passed on (404 for another path, 405 with the exact
+    /// `Allow` for another method), and `Accept` (406) and `Content-Type`
+    /// (415) are checked against the media types it gives each operation.
+    #[arg(long)]
+    pub openapi: Option<std::path::PathBuf>,
     /// Log lines as JSON instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -138,20 +145,31 @@ pub fn build(args: &ProxyArgs) -> Result<ContractService, String> {
         normalize: args.normalize,
         idle: args.upstream_timeout,
     });
-    let routes = Router::new()
-        .route("/", any(forward))
-        .route("/{*path}", any(forward))
-        .with_state(gateway);
+    let document = match &args.openapi {
+        Some(file) => Some(document::Document::read(file)?),
+        None => None,
+    };
+    let routes = match &document {
+        // Only what the document lists is passed on.
+        Some(doc) => doc.routes(forward),
+        None => Router::new()
+            .route("/", any(forward))
+            .route("/{*path}", any(forward)),
+    }
+    .with_state(gateway);
     let mut contract = Contract::new(args.preset.clone())
         .problem_base(PROBLEM_BASE)
         .document_problems(failure::CATALOG)
         .max_in_flight(args.max_in_flight as usize)
         .timeout(args.request_timeout)
         .max_body(args.max_body)
-        // The upstream decides what it takes and gives (no 406/415 on its
-        // behalf without a document), and tags its own representations.
-        .check_media_types(false)
+        // Without a document the upstream decides what it takes and gives
+        // (no 406/415 on its behalf); it tags its own representations.
+        .check_media_types(document.is_some())
         .etag(false);
+    if let Some(doc) = &document {
+        contract = doc.media_types(contract);
+    }
     for retired in &args.retired {
         let (prefix, successor) = retired.split_once('=').unwrap_or((retired, "HTTP/1.1"));
         let upgrade = Upgrade::new(successor)

@@ -458,3 +458,70 @@ async fn the_gateways_problem_types_are_documented_under_its_own_prefix() {
     assert_eq!(r.json()["status"], 504);
     assert!(up.seen.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn with_a_document_unknown_paths_are_404_wrong_methods_405_and_media_types_checked() {
+    let up = fake(Upstream::Echo).await;
+    let dir = std::env::temp_dir().join(format!("verdict-proxy-doc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let doc = dir.join("openapi.json");
+    std::fs::write(
+        &doc,
+        serde_json::json!({"openapi": "3.1.0", "paths": {
+            "/things": {
+                "get": {"responses": {"200": {"content": {"application/json": {}}}}},
+                "post": {"requestBody": {"content": {"application/json": {}}}, "responses": {"201": {}}},
+            },
+            "/things/{id}": {"get": {"responses": {"200": {"content": {"application/json": {}}}}}, "delete": {}},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let gw = gateway(&["--upstream", &up.base, "--openapi", doc.to_str().unwrap()]).await;
+
+    let r = send("GET", &format!("{gw}/nothing/here"), &[], b"").await;
+    assert_problem(&r, 404, "not_found");
+    let r = send(
+        "PUT",
+        &format!("{gw}/things"),
+        &[("content-type", "application/json")],
+        b"{}",
+    )
+    .await;
+    assert_problem(&r, 405, "method_not_allowed");
+    let allow = r.headers["allow"].to_str().unwrap().to_string();
+    assert!(
+        allow.contains("GET") && allow.contains("POST") && !allow.contains("PUT"),
+        "{allow}"
+    );
+    let r = send(
+        "GET",
+        &format!("{gw}/things"),
+        &[("accept", "text/html")],
+        b"",
+    )
+    .await;
+    assert_problem(&r, 406, "not_acceptable");
+    let r = send(
+        "POST",
+        &format!("{gw}/things"),
+        &[("content-type", "text/plain")],
+        b"hello",
+    )
+    .await;
+    assert_problem(&r, 415, "unsupported_media_type");
+    assert_eq!(r.headers["accept-post"], "application/json");
+    assert!(
+        up.seen.lock().unwrap().is_empty(),
+        "{:?}",
+        up.seen.lock().unwrap()
+    );
+
+    // What the document has goes through.
+    let r = send("GET", &format!("{gw}/things/7"), &[], b"").await;
+    assert_eq!(r.status, 200);
+    let r = send("DELETE", &format!("{gw}/things/7"), &[], b"").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.seen.lock().unwrap().len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
