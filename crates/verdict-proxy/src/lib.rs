@@ -67,6 +67,11 @@ pub const MAX_ERROR_BODY: usize = 64 * 1024;
 /// path is likely to use).
 pub const PROBLEM_BASE: &str = "/.verdict/problems";
 
+/// The gateway's readiness probe: 200 while an upstream may be asked, 503
+/// when every circuit is open; the body lists the upstreams' states by
+/// their position in `--upstream` (never their addresses). Never shed.
+pub const HEALTH: &str = "/.verdict/health";
+
 /// `verdict proxy`'s arguments.
 #[derive(Clone, Debug, Args)]
 pub struct ProxyArgs {
@@ -156,10 +161,12 @@ pub fn build(args: &ProxyArgs) -> Result<ContractService, String> {
             .route("/", any(forward))
             .route("/{*path}", any(forward)),
     }
+    .route(HEALTH, axum::routing::get(health))
     .with_state(gateway);
     let mut contract = Contract::new(args.preset.clone())
         .problem_base(PROBLEM_BASE)
         .document_problems(failure::CATALOG)
+        .probe(HEALTH)
         .max_in_flight(args.max_in_flight as usize)
         .timeout(args.request_timeout)
         .max_body(args.max_body)
@@ -177,6 +184,31 @@ pub fn build(args: &ProxyArgs) -> Result<ContractService, String> {
         contract = contract.retire(prefix, upgrade);
     }
     Ok(contract.apply(routes))
+}
+
+/// `GET /.verdict/health`: never shed; 503 (with `Retry-After`) when no
+/// upstream may be asked now.
+async fn health(State(gw): State<Arc<Gateway>>) -> Response {
+    let states = gw.upstreams.states();
+    // By position in the --upstream list: a public probe names no address.
+    let upstreams: Vec<serde_json::Value> = states
+        .iter()
+        .enumerate()
+        .map(|(i, (_, open, failures))| {
+            serde_json::json!({
+                "upstream": i + 1,
+                "state": if *open { "resting" } else { "ok" },
+                "failures_in_a_row": failures,
+            })
+        })
+        .collect();
+    if states.iter().all(|(_, open, _)| *open) {
+        return failure::Failure::NoHealthyUpstream(Duration::from_secs(1))
+            .into_error()
+            .with_extension("upstreams", upstreams)
+            .into_response();
+    }
+    axum::Json(serde_json::json!({"status": "ok", "upstreams": upstreams})).into_response()
 }
 
 /// Forwards one request, and shapes what comes back.

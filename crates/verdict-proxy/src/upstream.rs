@@ -108,6 +108,23 @@ impl Upstreams {
         Err(soonest)
     }
 
+    /// Each upstream's state now: its base, whether its circuit is open
+    /// (resting), and its failures in a row.
+    pub fn states(&self) -> Vec<(String, bool, u32)> {
+        let now = Instant::now();
+        self.list
+            .iter()
+            .map(|u| {
+                let open = u
+                    .open_until
+                    .lock()
+                    .expect("not poisoned")
+                    .is_some_and(|until| until > now);
+                (u.base.clone(), open, u.failures.load(Ordering::Relaxed))
+            })
+            .collect()
+    }
+
     fn succeeded(&self, i: usize) {
         self.list[i].failures.store(0, Ordering::Relaxed);
     }

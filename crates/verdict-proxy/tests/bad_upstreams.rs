@@ -525,3 +525,49 @@ async fn with_a_document_unknown_paths_are_404_wrong_methods_405_and_media_types
     assert_eq!(up.seen.lock().unwrap().len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_readiness_probe_reports_the_upstreams_and_is_503_when_all_rest() {
+    let good = fake(Upstream::Echo).await;
+    let down = closed_port().await;
+    let gw = gateway(&[
+        "--upstream",
+        &down,
+        "--upstream",
+        &good.base,
+        "--upstream-rest",
+        "5s",
+    ])
+    .await;
+    let r = send("GET", &format!("{gw}/.verdict/health"), &[], b"").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["upstreams"].as_array().unwrap().len(), 2);
+    for _ in 0..4 {
+        send("GET", &format!("{gw}/things"), &[], b"").await;
+    }
+    let r = send("GET", &format!("{gw}/.verdict/health"), &[], b"").await;
+    assert_eq!(r.status, 200);
+    let states: Vec<String> = r.json()["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(states, ["resting", "ok"], "{}", r.text());
+    assert!(
+        good.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|h| !h.contains(".verdict")),
+        "the probe is the gateway's own"
+    );
+
+    let gw = gateway(&["--upstream", &closed_port().await, "--upstream-rest", "5s"]).await;
+    for _ in 0..3 {
+        send("GET", &format!("{gw}/things"), &[], b"").await;
+    }
+    let r = send("GET", &format!("{gw}/.verdict/health"), &[], b"").await;
+    assert_problem(&r, 503, "no_healthy_upstream");
+    assert!(r.headers.contains_key("retry-after"));
+}
