@@ -191,24 +191,12 @@ impl RecordStore for PgStorage {
         );
         q.filters(list.filters);
         if let Some(after) = list.after {
-            q.after(list.sort, after);
+            let condition = keyset::after(&mut q, list.sort, after);
+            q.text.push_str(&format!(" AND {condition}"));
         }
-        let order: Vec<String> = list
-            .sort
-            .iter()
-            .map(|k| {
-                let expr = q.key(&k.field);
-                match (&k.field, k.descending) {
-                    (SortField::Data(_), false) => format!("{expr} ASC NULLS FIRST"),
-                    (SortField::Data(_), true) => format!("{expr} DESC NULLS LAST"),
-                    (_, false) => format!("{expr} ASC"),
-                    (_, true) => format!("{expr} DESC"),
-                }
-            })
-            .collect();
+        let order = keyset::order_by(&mut q, list.sort);
         let limit = q.bind(Arg::I64(list.limit as i64));
-        q.text
-            .push_str(&format!(" ORDER BY {} LIMIT {limit}", order.join(", ")));
+        q.text.push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
         let pool = self.pool()?;
         let (text, args) = (q.text, q.args);
         let mut rows = Statement::bound(&text, args).fetch(pool);
@@ -306,9 +294,11 @@ impl Statement {
             ));
         }
     }
+}
 
-    /// The SQL of a sort key (JSON `null` read as SQL `NULL`, as SQLite's
-    /// `json_extract` reads it).
+/// PostgreSQL's keyset SQL: numbered placeholders (JSON `null` read as SQL
+/// `NULL`, as SQLite's `json_extract` reads it).
+impl keyset::Placeholders for Statement {
     fn key(&mut self, field: &SortField) -> String {
         match field {
             SortField::Id => "id".into(),
@@ -321,7 +311,7 @@ impl Statement {
         }
     }
 
-    /// A cursor value, typed as its key's column.
+    /// The value typed as its key's column.
     fn value(&mut self, field: &SortField, v: &Value) -> String {
         match field {
             SortField::Id => self.bind(Arg::Text(v.as_str().unwrap_or_default().to_string())),
@@ -333,44 +323,6 @@ impl Statement {
                 format!("{p}::jsonb")
             }
         }
-    }
-
-    /// "After this position" (see [`keyset`]).
-    fn after(&mut self, sort: &[SortKey], after: &[Value]) {
-        let mut branches = Vec::new();
-        for (i, key) in sort.iter().enumerate() {
-            let mut terms = Vec::new();
-            for (k, v) in sort[..i].iter().zip(after) {
-                let expr = self.key(&k.field);
-                if v.is_null() {
-                    terms.push(format!("{expr} IS NULL"));
-                } else {
-                    let value = self.value(&k.field, v);
-                    terms.push(format!("{expr} = {value}"));
-                }
-            }
-            let v = after.get(i).unwrap_or(&Value::Null);
-            match keyset::past(v.is_null(), key.descending) {
-                keyset::Past::NotNull => {
-                    let expr = self.key(&key.field);
-                    terms.push(format!("{expr} IS NOT NULL"));
-                }
-                keyset::Past::Nothing => terms.push("FALSE".into()),
-                keyset::Past::Greater => {
-                    let expr = self.key(&key.field);
-                    let value = self.value(&key.field, v);
-                    terms.push(format!("{expr} > {value}"));
-                }
-                keyset::Past::SmallerOrNull => {
-                    let expr = self.key(&key.field);
-                    let value = self.value(&key.field, v);
-                    terms.push(format!("({expr} < {value} OR {expr} IS NULL)"));
-                }
-            }
-            branches.push(format!("({})", terms.join(" AND ")));
-        }
-        self.text
-            .push_str(&format!(" AND ({})", branches.join(" OR ")));
     }
 }
 

@@ -173,30 +173,15 @@ impl RecordStore for SqliteStorage {
         let mut args = vec![SqlValue::Integer(collection_id)];
         filter_sql(list.filters, &mut sql, &mut args);
         if let Some(after) = list.after {
-            after_sql(list.sort, after, &mut sql, &mut args);
+            let condition = keyset::after(&mut Binds(&mut args), list.sort, after);
+            sql.push_str(&format!(" AND {condition}"));
         }
-        let order: Vec<String> = list
-            .sort
-            .iter()
-            .map(|k| {
-                let expr = key_sql(&k.field, &mut args);
-                match (&k.field, k.descending) {
-                    (SortField::Data(_), false) => format!("{expr} ASC NULLS FIRST"),
-                    (SortField::Data(_), true) => format!("{expr} DESC NULLS LAST"),
-                    (_, false) => format!("{expr} ASC"),
-                    (_, true) => format!("{expr} DESC"),
-                }
-            })
-            .collect();
+        let order = keyset::order_by(&mut Binds(&mut args), list.sort);
         // The limit is written into the text, not bound: SQLite plans for a
         // bound LIMIT's value and so re-prepares such a statement on every
         // run (a seventh of a page read's time, measured). It is a number
         // this function formats, so nothing from the client enters the SQL.
-        sql.push_str(&format!(
-            " ORDER BY {} LIMIT {}",
-            order.join(", "),
-            list.limit
-        ));
+        sql.push_str(&format!(" ORDER BY {order} LIMIT {}", list.limit));
         let max_bytes = list.max_bytes;
         let run = move |conn: &Connection| {
             let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
@@ -265,71 +250,36 @@ fn data_path(field: &str) -> String {
     format!("$.\"{field}\"")
 }
 
-/// The SQL of a sort key, binding what it needs.
-fn key_sql(field: &SortField, args: &mut Vec<SqlValue>) -> &'static str {
-    match field {
-        SortField::Id => "id",
-        SortField::CreatedAt => "created_at",
-        SortField::UpdatedAt => "updated_at",
-        SortField::Data(f) => {
-            args.push(SqlValue::Text(data_path(f)));
-            "json_extract(data, ?)"
-        }
-    }
-}
+/// SQLite's keyset SQL: `?` placeholders, bound in the order written.
+struct Binds<'a>(&'a mut Vec<SqlValue>);
 
-/// A cursor's JSON value as `json_extract` gives it (true is 1, an object
-/// its JSON text).
-fn sql_value(v: &Value) -> SqlValue {
-    match v {
-        Value::Null => SqlValue::Null,
-        Value::Bool(b) => SqlValue::Integer(*b as i64),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => SqlValue::Integer(i),
-            None => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
-        },
-        Value::String(s) => SqlValue::Text(s.clone()),
-        other => SqlValue::Text(other.to_string()),
+impl keyset::Placeholders for Binds<'_> {
+    fn key(&mut self, field: &SortField) -> String {
+        match field {
+            SortField::Id => "id".into(),
+            SortField::CreatedAt => "created_at".into(),
+            SortField::UpdatedAt => "updated_at".into(),
+            SortField::Data(f) => {
+                self.0.push(SqlValue::Text(data_path(f)));
+                "json_extract(data, ?)".into()
+            }
+        }
     }
-}
 
-/// Appends "after this position": for each key, the earlier keys equal and
-/// this one past its value (see [`keyset`]).
-fn after_sql(sort: &[SortKey], after: &[Value], sql: &mut String, args: &mut Vec<SqlValue>) {
-    let mut branches = Vec::new();
-    for (i, key) in sort.iter().enumerate() {
-        let mut terms = Vec::new();
-        for (k, v) in sort[..i].iter().zip(after) {
-            let expr = key_sql(&k.field, args);
-            if v.is_null() {
-                terms.push(format!("{expr} IS NULL"));
-            } else {
-                args.push(sql_value(v));
-                terms.push(format!("{expr} = ?"));
-            }
-        }
-        let v = after.get(i).unwrap_or(&Value::Null);
-        match keyset::past(v.is_null(), key.descending) {
-            keyset::Past::NotNull => {
-                let expr = key_sql(&key.field, args);
-                terms.push(format!("{expr} IS NOT NULL"));
-            }
-            keyset::Past::Nothing => terms.push("0".into()),
-            keyset::Past::Greater => {
-                let expr = key_sql(&key.field, args);
-                args.push(sql_value(v));
-                terms.push(format!("{expr} > ?"));
-            }
-            keyset::Past::SmallerOrNull => {
-                let expr = key_sql(&key.field, args);
-                args.push(sql_value(v));
-                let again = key_sql(&key.field, args);
-                terms.push(format!("({expr} < ? OR {again} IS NULL)"));
-            }
-        }
-        branches.push(format!("({})", terms.join(" AND ")));
+    /// The value as `json_extract` gives it (true is 1, an object its JSON text).
+    fn value(&mut self, _field: &SortField, v: &Value) -> String {
+        self.0.push(match v {
+            Value::Null => SqlValue::Null,
+            Value::Bool(b) => SqlValue::Integer(*b as i64),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => SqlValue::Integer(i),
+                None => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
+            },
+            Value::String(s) => SqlValue::Text(s.clone()),
+            other => SqlValue::Text(other.to_string()),
+        });
+        "?".into()
     }
-    sql.push_str(&format!(" AND ({})", branches.join(" OR ")));
 }
 
 #[async_trait]
