@@ -105,13 +105,8 @@ impl Exchange {
     pub fn curl(&self) -> String {
         let mut out = format!("curl -si -X {}", self.method);
         for (name, value) in &self.request_headers {
-            let value = value.to_str().unwrap_or("");
             // Long values (the oversized-header probes) are abbreviated.
-            let value = if value.len() > 80 {
-                format!("{}...({} bytes)", &value[..40], value.len())
-            } else {
-                value.to_string()
-            };
+            let value = shorten(value.to_str().unwrap_or(""), 80);
             out.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
         }
         if !self.request_body.is_empty() {
@@ -120,12 +115,7 @@ impl Exchange {
                 shell_quote(&String::from_utf8_lossy(&self.request_body))
             ));
         }
-        let url = format!("{}{}", self.base, self.path);
-        let url = if url.len() > 200 {
-            format!("{}...({} bytes)", &url[..120], url.len())
-        } else {
-            url
-        };
+        let url = shorten(&format!("{}{}", self.base, self.path), 200);
         out.push_str(&format!(" {}", shell_quote(&url)));
         out
     }

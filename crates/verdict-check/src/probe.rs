@@ -689,26 +689,10 @@ impl Audit<'_> {
                     .header("if-match", NEVER)
             };
 
-            let i = self
-                .send(name, base().body("text/plain", "verdict-check"), &[])
-                .await;
-            let acted = self.refused(name, i);
+            let call = base().body("text/plain", "verdict-check");
             let want = self.policy.expected(415);
-            if acted {
-                self.skip(
-                    "unsupported-media-415",
-                    name,
-                    "the write was carried out (write-refused)",
-                );
-            } else if self.status(i) == Some(self.policy.expected(412)) && want != 412 {
-                self.skip(
-                    "unsupported-media-415",
-                    name,
-                    "the precondition was judged before the media type (412)",
-                );
-            } else {
-                self.expect_status("unsupported-media-415", name, i, &[want]);
-            }
+            self.write_probe(name, call, "unsupported-media-415", want, "the media type")
+                .await;
 
             if !takes_json {
                 for id in ["malformed-400", "invalid-422"] {
@@ -716,43 +700,43 @@ impl Audit<'_> {
                 }
                 continue;
             }
-            let i = self
-                .send(name, base().body(json_type, "{\"verdict-check\": "), &[])
-                .await;
-            let acted = self.refused(name, i);
+            let call = base().body(json_type, "{\"verdict-check\": ");
             let want = self.policy.malformed_body();
-            if acted {
-                self.skip(
-                    "malformed-400",
-                    name,
-                    "the write was carried out (write-refused)",
-                );
-            } else if self.status(i) == Some(self.policy.expected(412)) && want != 412 {
-                self.skip(
-                    "malformed-400",
-                    name,
-                    "the precondition was judged before the body (412)",
-                );
-            } else {
-                self.expect_status("malformed-400", name, i, &[want]);
-            }
-
-            let i = self
-                .send(name, base().body(json_type, "[\"verdict-check\"]"), &[])
+            self.write_probe(name, call, "malformed-400", want, "the body")
                 .await;
-            let acted = self.refused(name, i);
+
+            // (The precondition before the content is the order RFC 9110 §13.2.2 gives.)
+            let call = base().body(json_type, "[\"verdict-check\"]");
             let want = self.policy.expected(422);
-            if acted {
-                self.skip(
-                    "invalid-422",
-                    name,
-                    "the write was carried out (write-refused)",
-                );
-            } else if self.status(i) == Some(self.policy.expected(412)) {
-                self.skip("invalid-422", name, "the precondition was judged before the content (412), as RFC 9110 §13.2.2 orders");
-            } else {
-                self.expect_status("invalid-422", name, i, &[want]);
-            }
+            self.write_probe(name, call, "invalid-422", want, "the content")
+                .await;
+        }
+    }
+
+    /// One write probe: `call` (with its never-matching `If-Match`) judged
+    /// by `write-refused`, then by `rule` expecting `want`, unless the write
+    /// was carried out or the precondition answered first (412), which make
+    /// `rule` moot.
+    async fn write_probe(
+        &mut self,
+        name: &str,
+        call: Call,
+        rule: &'static str,
+        want: u16,
+        judged: &str,
+    ) {
+        let i = self.send(name, call, &[]).await;
+        let acted = self.refused(name, i);
+        if acted {
+            self.skip(rule, name, "the write was carried out (write-refused)");
+        } else if self.status(i) == Some(self.policy.expected(412)) && want != 412 {
+            self.skip(
+                rule,
+                name,
+                format!("the precondition was judged before {judged} (412)"),
+            );
+        } else {
+            self.expect_status(rule, name, i, &[want]);
         }
     }
 

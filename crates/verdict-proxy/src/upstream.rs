@@ -150,7 +150,7 @@ impl Upstreams {
             parts.method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
         );
-        // Only a request without a body to lose is sent twice.
+        // Only a request without a body to lose is sent twice (below).
         let mut body = Some(body);
         let mut tried = Vec::new();
         loop {
@@ -188,21 +188,13 @@ impl Upstreams {
             let again = retryable
                 && failure.before_sending()
                 && tried.len() < self.list.len()
-                && is_empty_body(&parts.headers);
+                && !verdict::content_type::has_body(&parts.headers);
             if !again {
                 return Err(failure);
             }
             tracing::info!(upstream = %upstream.base, failure = failure.label(), "retrying on another upstream");
         }
     }
-}
-
-/// Whether the request has no body (so resending it loses nothing).
-fn is_empty_body(headers: &http::HeaderMap) -> bool {
-    !headers.contains_key(http::header::TRANSFER_ENCODING)
-        && headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_none_or(|v| v.as_bytes() == b"0")
 }
 
 /// The class of a client error: connect errors (refused, DNS, connect
