@@ -25,17 +25,25 @@ fn block(name: &str) -> String {
     code.split("```").next().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn the_readme_curl_tour_shows_201_304_412_422_and_429() {
+/// Whether curl is there; without it (and without `CI`) the tours skip, saying so.
+fn curl_or_skip() -> bool {
     if std::process::Command::new("curl")
         .arg("--version")
         .output()
-        .is_err()
+        .is_ok()
     {
-        if std::env::var_os("CI").is_some() {
-            panic!("curl is needed for the README tour");
-        }
-        eprintln!("skipping: curl is not installed");
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("curl is needed for the README tours");
+    }
+    eprintln!("skipping: curl is not installed");
+    false
+}
+
+#[tokio::test]
+async fn the_readme_curl_tour_shows_201_304_412_422_and_429() {
+    if !curl_or_skip() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -74,15 +82,7 @@ async fn the_readme_curl_tour_shows_201_304_412_422_and_429() {
 
 #[tokio::test]
 async fn the_readme_operator_tour_shows_docs_probes_a_logged_request_and_a_backup() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        if std::env::var_os("CI").is_some() {
-            panic!("curl is needed for the README tour");
-        }
-        eprintln!("skipping: curl is not installed");
+    if !curl_or_skip() {
         return;
     }
     if common::on_postgres() {
