@@ -10,7 +10,9 @@
 
 pub mod access;
 pub mod cli;
-pub mod cluster;
+/// Shared state (rate limits, quotas, locks, maintenance): its own crate,
+/// since `verdict proxy` shares it.
+pub use verdict_cluster as cluster;
 pub mod config;
 pub mod http;
 pub mod jobs;
@@ -68,10 +70,15 @@ pub async fn build(config: ServeArgs, storage: Stores) -> Result<Service, Storag
         access::authenticate::bootstrap(&storage, config.admin_token.as_deref()).await?;
     let shared = match &config.shared {
         Some(url) => Arc::new(
-            cluster::Shared::redis(url, &config.shared_prefix, config.shared_unavailable)
-                .map_err(StorageError::Unavailable)?,
+            cluster::Shared::redis(
+                url,
+                &config.shared_prefix,
+                config.shared_unavailable,
+                problems::SHARED,
+            )
+            .map_err(StorageError::Unavailable)?,
         ),
-        None => Arc::new(cluster::Shared::local()),
+        None => Arc::new(cluster::Shared::local(problems::SHARED)),
     };
     // Checked now, so that an unreachable Redis is said at start rather than
     // found later as a 503 on every request.

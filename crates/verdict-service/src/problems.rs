@@ -215,6 +215,12 @@ pub fn idempotency_key_reused() -> ApiError {
     ))
 }
 
+/// How the shared state (`verdict_cluster`) names its refusals here.
+pub const SHARED: verdict_cluster::Problems = verdict_cluster::Problems {
+    unavailable: |e| limits_unavailable(e),
+    lock_busy: idempotency_key_in_use,
+};
+
 /// `409 idempotency_key_in_use`.
 pub fn idempotency_key_in_use() -> ApiError {
     Problem::IdempotencyKeyInUse.mark(ApiError::conflict(

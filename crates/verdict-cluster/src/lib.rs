@@ -9,6 +9,23 @@
 //! that cannot be checked is not enforced; `local` falls back to this
 //! instance's own limits and logs a warning. The connection manager reconnects
 //! by itself, so the service recovers without a restart.
+//!
+//! Its own crate so that `verdict serve` and `verdict proxy` share one
+//! implementation (and one Redis key layout: a gateway and a service given the
+//! same `--shared` URL and prefix spend one budget). The errors it answers
+//! with belong to whoever runs it: [`Problems`] says how to name them.
+//!
+//! ```
+//! # async fn demo() {
+//! use std::time::Duration;
+//! use verdict::rate_limit::Quota;
+//! use verdict_cluster::{Problems, Shared};
+//!
+//! let shared = Shared::local(Problems::default());
+//! let decision = shared.rate("client-1", Quota::new(10, Duration::from_secs(1))).await.unwrap();
+//! assert!(decision.allowed);
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,8 +83,36 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
+/// How the owner of the state names the two ways it can refuse a request,
+/// so each binary keeps its own problem catalog.
+#[derive(Clone, Copy, Debug)]
+pub struct Problems {
+    /// Redis is unreachable and `--shared-unavailable fail` (a 503 with
+    /// `Retry-After`); the cause goes to the log only.
+    pub unavailable: fn(&redis::RedisError) -> ApiError,
+    /// Another holder kept a lock for too long (a 409).
+    pub lock_busy: fn() -> ApiError,
+}
+
+impl Default for Problems {
+    /// Generic problems: 503 `Retry-After: 1`, and 409.
+    fn default() -> Self {
+        Problems {
+            unavailable: |e| {
+                ApiError::service_unavailable(
+                    verdict::headers::RetryAfter::from_secs(1),
+                    "The shared limits store is unreachable; retry after the delay given.",
+                )
+                .with_cause(e.to_string())
+            },
+            lock_busy: || ApiError::conflict("Another request holding this key is still running."),
+        }
+    }
+}
+
 /// The shared store (in process, or Redis).
 pub struct Shared {
+    problems: Problems,
     redis: Option<Redis>,
     local_limits: InMemoryStore,
     local_quotas: WriteQuotas,
@@ -84,16 +129,11 @@ struct Redis {
     unlock: Script,
 }
 
-impl Default for Shared {
-    fn default() -> Self {
-        Shared::local()
-    }
-}
-
 impl Shared {
     /// In-process state (one instance).
-    pub fn local() -> Self {
+    pub fn local(problems: Problems) -> Self {
         Shared {
+            problems,
             redis: None,
             local_limits: InMemoryStore::new(),
             local_quotas: WriteQuotas::default(),
@@ -109,6 +149,7 @@ impl Shared {
         url: &str,
         prefix: &str,
         when_unavailable: WhenUnavailable,
+        problems: Problems,
     ) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
         let config = ConnectionManagerConfig::new()
@@ -127,7 +168,7 @@ impl Shared {
                 unlock: Script::new(UNLOCK),
             }),
             when_unavailable,
-            ..Shared::local()
+            ..Shared::local(problems)
         })
     }
 
@@ -139,10 +180,10 @@ impl Shared {
     /// The error or fallback when Redis failed: 503, or `None` to use local state.
     fn unavailable(&self, e: &redis::RedisError) -> Option<ApiError> {
         match self.when_unavailable {
-            WhenUnavailable::Fail => Some(crate::problems::limits_unavailable(e)),
+            WhenUnavailable::Fail => Some((self.problems.unavailable)(e)),
             WhenUnavailable::Local => {
                 // One warning a minute is enough to say it.
-                let now = crate::model::time::now_ms() as u64;
+                let now = now_ms() as u64;
                 let last = self.warned_at.load(Ordering::Relaxed);
                 if now.saturating_sub(last) > 60_000 {
                     self.warned_at.store(now, Ordering::Relaxed);
@@ -260,7 +301,7 @@ impl Shared {
                 }
             }
         }
-        Err(crate::problems::idempotency_key_in_use())
+        Err((self.problems.lock_busy)())
     }
 
     /// Publishes maintenance mode to every instance (`None`: off).
@@ -278,7 +319,7 @@ impl Shared {
             }
             None => redis::cmd("DEL").arg(&key).query_async(&mut conn).await,
         };
-        res.map_err(crate::problems::limits_unavailable)
+        res.map_err(|e| (self.problems.unavailable)(&e))
     }
 
     /// For the readiness probe: `"local"` (nothing shared), `"ok"` (Redis
@@ -310,6 +351,13 @@ impl Shared {
             .await
             .map_err(|e| e.to_string())
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A Redis URL without its password, for messages and logs.
