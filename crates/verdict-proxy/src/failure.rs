@@ -32,10 +32,11 @@ impl Failure {
         matches!(self, Failure::Unreachable(_))
     }
 
-    /// The outcome's label in logs: `refused`, `invalid`, `timeout`, `no_upstream`.
+    /// The outcome's label in logs and metrics: `refused` (unreachable in
+    /// any way), `invalid`, `timeout`, `no_upstream`.
     pub fn label(&self) -> &'static str {
         match self {
-            Failure::Unreachable(_) => "unreachable",
+            Failure::Unreachable(_) => "refused",
             Failure::InvalidResponse(_) => "invalid",
             Failure::Timeout(_) => "timeout",
             Failure::NoHealthyUpstream(_) => "no_upstream",
@@ -101,10 +102,34 @@ pub const NO_HEALTHY_UPSTREAM: ProblemType = ProblemType {
     description: "Every upstream server failed recently and is rested for a while; retry after the Retry-After delay.",
 };
 
+/// 503: the shared rate limits (Redis) cannot be checked.
+pub const LIMITS_UNAVAILABLE: ProblemType = ProblemType {
+    code: "limits_unavailable",
+    status: 503,
+    title: "Limits unavailable",
+    description: "The shared store of rate limits (Redis) cannot be reached, and a limit that cannot be checked is not enforced. Retry after `Retry-After` seconds.",
+};
+
+/// How the shared state (`verdict_cluster`) names its refusals at the gateway.
+pub const SHARED: verdict_cluster::Problems = verdict_cluster::Problems {
+    unavailable: |e| {
+        ApiError::service_unavailable(
+            RetryAfter::from_secs(1),
+            "The shared limits store is unreachable; retry after the delay given.",
+        )
+        .with_cause(e)
+        .with_code(LIMITS_UNAVAILABLE.code)
+        .with_title(LIMITS_UNAVAILABLE.title)
+    },
+    // The gateway takes no locks.
+    lock_busy: || ApiError::conflict("Another request holding this key is still running."),
+};
+
 /// The gateway's problem types, for its `/problems` pages.
 pub const CATALOG: &[ProblemType] = &[
     UPSTREAM_UNREACHABLE,
     UPSTREAM_INVALID_RESPONSE,
     UPSTREAM_TIMEOUT,
     NO_HEALTHY_UPSTREAM,
+    LIMITS_UNAVAILABLE,
 ];

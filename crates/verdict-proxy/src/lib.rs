@@ -19,6 +19,13 @@
 //! Hop-by-hop fields are stripped both ways (RFC 9110 §7.6.1), `Via` and
 //! `Forwarded` added, the request id sent upstream in `X-Request-Id`.
 //!
+//! In front of the upstream, too: bearer tokens in the service's model
+//! (`--tokens`, [`tokens`]; or `--pass-auth`), the library's rate limiter
+//! (`--rate-limit`, shared with other gateways and services through Redis
+//! with `--shared`), maintenance (`--maintenance-file`, or the shared switch),
+//! request bodies against the document's schemas ([`document`]), and the
+//! service's access log and metrics ([`observe`]).
+//!
 //! ```no_run
 //! # async fn run() {
 //! use clap::Parser;
@@ -37,6 +44,7 @@
 #![warn(missing_docs)]
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,16 +56,24 @@ use axum::Router;
 use clap::{Args, ValueEnum};
 use http::header;
 use http_body_util::BodyExt;
+use verdict::auth::Authentication;
 use verdict::client_addr::ClientAddr;
+use verdict::format::ErrorFormat;
 use verdict::headers::Upgrade;
+use verdict::maintenance::MaintenanceSwitch;
 use verdict::normalize::Verbatim;
+use verdict::rate_limit::Quota;
 use verdict::{Contract, ContractService, Preset};
+use verdict_cluster::{Shared, SharedLimits, WhenUnavailable};
 
 pub mod document;
 pub mod failure;
 pub mod hop;
+pub mod observe;
+pub mod tokens;
 pub mod upstream;
 
+use crate::observe::Upstreamed;
 use crate::upstream::Upstreams;
 
 /// The most of an upstream error body read to judge whether it conforms.
@@ -72,6 +88,10 @@ pub const PROBLEM_BASE: &str = "/.verdict/problems";
 /// their position in `--upstream` (never their addresses). Never shed.
 pub const HEALTH: &str = "/.verdict/health";
 
+/// The gateway's metrics (Prometheus text). Public without `--tokens`;
+/// with it, for tokens with the `admin` scope.
+pub const METRICS: &str = "/.verdict/metrics";
+
 /// `verdict proxy`'s arguments.
 #[derive(Clone, Debug, Args)]
 pub struct ProxyArgs {
@@ -85,6 +105,9 @@ pub struct ProxyArgs {
     /// The preset whose codes and error format the gateway keeps.
     #[arg(long, default_value = "standard", value_parser = preset_parser())]
     pub preset: Preset,
+    /// The error-body format, overriding the preset's: `problem`, `jsonapi`, `simple`.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["problem", "jsonapi", "simple"]))]
+    pub error_format: Option<String>,
     /// How long to wait for an upstream's connection and response head
     /// (then 504), and the longest its body may stall (then the stream is reset).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -115,6 +138,39 @@ pub struct ProxyArgs {
     /// (415) are checked against the media types it gives each operation.
     #[arg(long)]
     pub openapi: Option<std::path::PathBuf>,
+    /// Bearer tokens checked at the gateway (a JSON file of hashed secrets
+    /// and scopes; see `verdict_proxy::tokens`): 401 without a valid token,
+    /// 403 without the scope the method needs. The upstream gets the token's
+    /// id in `X-Verdict-Principal`, never the secret.
+    #[arg(long, conflicts_with = "pass_auth")]
+    pub tokens: Option<PathBuf>,
+    /// Leave authentication to the upstream: `Authorization` passes through
+    /// untouched. The default when `--tokens` is not given; say it to make
+    /// the choice explicit.
+    #[arg(long)]
+    pub pass_auth: bool,
+    /// Requests each client may make (`REQUESTS/PERIOD`, like `600/1m`):
+    /// per token with `--tokens` (a token's own `rate_limit` wins), else
+    /// per client address. Past it, 429 with `Retry-After`.
+    #[arg(long, value_parser = tokens::parse_quota)]
+    pub rate_limit: Option<Quota>,
+    /// Redis (`redis://host:port`) holding the rate limits and maintenance
+    /// switch, shared with other gateways and with `verdict serve` instances
+    /// given the same URL and `--shared-prefix`.
+    #[arg(long, env = "VERDICT_SHARED")]
+    pub shared: Option<String>,
+    /// Prefix of the keys in Redis.
+    #[arg(long, env = "VERDICT_SHARED_PREFIX", default_value = "verdict")]
+    pub shared_prefix: String,
+    /// When Redis cannot be reached: `fail` (503 with `Retry-After`) or
+    /// `local` (this gateway's own limits, with a warning).
+    #[arg(long, value_enum, default_value_t = WhenUnavailable::Fail)]
+    pub shared_unavailable: WhenUnavailable,
+    /// While this file exists, every request but the probes is answered 503
+    /// (maintenance), with `Retry-After` = the number in the file, else 60.
+    /// Checked every second.
+    #[arg(long)]
+    pub maintenance_file: Option<PathBuf>,
     /// Log lines as JSON instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -141,19 +197,40 @@ struct Gateway {
     upstreams: Upstreams,
     normalize: Normalize,
     idle: Duration,
+    /// Whether the gateway checked the bearer token itself (`--tokens`).
+    authenticates: bool,
 }
 
 /// The gateway as a service: the contract's stack around the forwarding handler.
+///
+/// Call it inside a Tokio runtime: with `--shared` or `--maintenance-file`
+/// it starts the task that follows the maintenance switch.
 pub fn build(args: &ProxyArgs) -> Result<ContractService, String> {
+    let tokens = match &args.tokens {
+        Some(file) => Some(Arc::new(tokens::TokenFile::read(file)?)),
+        None => None,
+    };
     let gateway = Arc::new(Gateway {
         upstreams: Upstreams::new(&args.upstreams, args.upstream_timeout, args.upstream_rest)?,
         normalize: args.normalize,
         idle: args.upstream_timeout,
+        authenticates: tokens.is_some(),
     });
     let document = match &args.openapi {
         Some(file) => Some(document::Document::read(file)?),
         None => None,
     };
+    let shared = Arc::new(match &args.shared {
+        Some(url) => Shared::redis(
+            url,
+            &args.shared_prefix,
+            args.shared_unavailable,
+            failure::SHARED,
+        )?,
+        None => Shared::local(failure::SHARED),
+    });
+    let metrics = observe::handle();
+    let route_labels = Arc::new(observe::Routes::new(document.as_ref().map(|d| d.paths())));
     let routes = match &document {
         // Only what the document lists is passed on.
         Some(doc) => doc.routes(forward),
@@ -162,11 +239,23 @@ pub fn build(args: &ProxyArgs) -> Result<ContractService, String> {
             .route("/{*path}", any(forward)),
     }
     .route(HEALTH, axum::routing::get(health))
-    .with_state(gateway);
-    let mut contract = Contract::new(args.preset.clone())
+    .route(
+        METRICS,
+        axum::routing::get(move || std::future::ready(metrics.render())),
+    )
+    .with_state(gateway)
+    // What only the inside knows (token, client address), out to the access log.
+    .route_layer(axum::middleware::from_fn(observe::annotate));
+    let mut preset = args.preset.clone();
+    if let Some(format) = args.error_format.as_deref().and_then(ErrorFormat::by_name) {
+        preset = preset.with_format(format);
+    }
+    let maintenance = MaintenanceSwitch::new();
+    let mut contract = Contract::new(preset)
         .problem_base(PROBLEM_BASE)
         .document_problems(failure::CATALOG)
         .probe(HEALTH)
+        .maintenance(maintenance.clone())
         .max_in_flight(args.max_in_flight as usize)
         .timeout(args.request_timeout)
         .max_body(args.max_body)
@@ -177,13 +266,58 @@ pub fn build(args: &ProxyArgs) -> Result<ContractService, String> {
     if let Some(doc) = &document {
         contract = doc.media_types(contract);
     }
+    if let Some(tokens) = tokens {
+        contract = contract
+            .authenticate(tokens)
+            .authorize(Arc::new(tokens::GatewayScopes))
+            .public(HEALTH);
+    }
+    if args.rate_limit.is_some() || args.tokens.is_some() {
+        // With tokens and no --rate-limit, only tokens with their own limit are limited.
+        contract = contract.rate_limit(Arc::new(SharedLimits(shared.clone())), args.rate_limit);
+    }
+    if args.shared.is_some() || args.maintenance_file.is_some() {
+        follow_maintenance(shared, args.maintenance_file.clone(), maintenance);
+    }
     for retired in &args.retired {
         let (prefix, successor) = retired.split_once('=').unwrap_or((retired, "HTTP/1.1"));
         let upgrade = Upgrade::new(successor)
             .ok_or_else(|| format!("--retired {retired}: `{successor}` is not a protocol token"))?;
         contract = contract.retire(prefix, upgrade);
     }
-    Ok(contract.apply(routes))
+    let service = contract.apply(routes);
+    // Outermost, so refusals by the contract's layers are counted and logged too.
+    Ok(service.layer(axum::middleware::from_fn(move |req, next| {
+        observe::track(route_labels.clone(), req, next)
+    })))
+}
+
+/// Keeps `switch` on while the maintenance file exists or the shared switch
+/// (set by `verdict serve`'s admin API, with the same `--shared`) is on.
+fn follow_maintenance(shared: Arc<Shared>, file: Option<PathBuf>, switch: MaintenanceSwitch) {
+    tokio::spawn(async move {
+        let mut known_shared = None;
+        loop {
+            let from_file = match &file {
+                Some(f) => match tokio::fs::read_to_string(f).await {
+                    Ok(text) => Some(text.trim().parse::<u64>().unwrap_or(60)),
+                    Err(_) => None,
+                },
+                None => None,
+            };
+            if shared.is_shared() {
+                // While Redis is away, the last known state holds.
+                if let Ok(state) = shared.maintenance().await {
+                    known_shared = state;
+                }
+            }
+            match from_file.or(known_shared) {
+                Some(retry_after) => switch.enable(retry_after.max(1)),
+                None => switch.disable(),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
 }
 
 /// `GET /.verdict/health`: never shed; 503 (with `Retry-After`) when no
@@ -223,18 +357,49 @@ async fn forward(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     hop::strip(&mut parts.headers);
     hop::add_via(&mut parts.headers);
     hop::add_forwarded(&mut parts.headers, client, host.as_deref());
+    // Only the gateway says who the caller is.
+    parts.headers.remove(tokens::PRINCIPAL);
+    parts.headers.remove(tokens::SCOPES);
+    if gw.authenticates {
+        // The upstream gets who, never the secret.
+        parts.headers.remove(header::AUTHORIZATION);
+        let principal = parts
+            .extensions
+            .get::<Authentication>()
+            .and_then(Authentication::principal);
+        if let Some(p) = principal {
+            if let Ok(v) = http::HeaderValue::from_str(p.subject()) {
+                parts.headers.insert(tokens::PRINCIPAL, v);
+            }
+            if let Ok(v) = http::HeaderValue::from_str(&p.scopes().join(" ")) {
+                parts.headers.insert(tokens::SCOPES, v);
+            }
+        }
+    }
     // The upstream's own authority goes in Host (the client's is in Forwarded).
     parts.headers.remove(header::HOST);
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
     match gw.upstreams.forward(Request::from_parts(parts, body)).await {
-        Ok((res, upstream)) => {
+        Ok((res, position)) => {
+            let upstream = gw.upstreams.base(position).to_string();
             tracing::debug!(%method, %path, %upstream, status = res.status().as_u16(), "upstream answered");
-            shape(&gw, res).await
+            let mut res = shape(&gw, res).await;
+            res.extensions_mut().insert(Upstreamed {
+                upstream: Some(upstream),
+                outcome: "ok",
+            });
+            res
         }
         Err(failure) => {
-            tracing::warn!(%method, %path, outcome = failure.label(), "upstream failed");
-            failure.into_error().into_response()
+            let outcome = failure.label();
+            tracing::warn!(%method, %path, outcome, "upstream failed");
+            let mut res = failure.into_error().into_response();
+            res.extensions_mut().insert(Upstreamed {
+                upstream: None,
+                outcome,
+            });
+            res
         }
     }
 }
@@ -242,6 +407,11 @@ async fn forward(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 /// The upstream's answer, as the client gets it.
 async fn shape(gw: &Gateway, res: http::Response<hyper::body::Incoming>) -> Response {
     let (mut parts, body) = res.into_parts();
+    // The client speaks HTTP/1.1 with the gateway, whatever the upstream
+    // spoke, and gets the status's own reason phrase (hyper keeps an
+    // upstream's unusual one, "404 File not found", in the extensions).
+    parts.version = http::Version::HTTP_11;
+    parts.extensions = http::Extensions::new();
     hop::strip(&mut parts.headers);
     hop::add_via(&mut parts.headers);
     let error = parts.status.is_client_error() || parts.status.is_server_error();

@@ -73,6 +73,11 @@ impl Upstreams {
         })
     }
 
+    /// The base URL of the upstream at `position` (from 0).
+    pub fn base(&self, position: usize) -> &str {
+        &self.list[position].base
+    }
+
     /// How many upstreams there are.
     pub fn len(&self) -> usize {
         self.list.len()
@@ -141,10 +146,11 @@ impl Upstreams {
 
     /// Sends `req` (whose URI is the path and query) to an upstream; an
     /// idempotent request that never reached one is tried on the next.
+    /// On success, the upstream's position in the list (from 0) comes with the answer.
     pub async fn forward(
         &self,
         req: Request<Body>,
-    ) -> Result<(Response<hyper::body::Incoming>, String), Failure> {
+    ) -> Result<(Response<hyper::body::Incoming>, usize), Failure> {
         let (parts, body) = req.into_parts();
         let retryable = matches!(
             parts.method,
@@ -172,11 +178,13 @@ impl Upstreams {
             let out = out
                 .body(sent_body)
                 .map_err(|e| Failure::InvalidResponse(format!("request: {e}")))?;
+            let sent = Instant::now();
             let result = tokio::time::timeout(self.timeout, self.client.request(out)).await;
             let failure = match result {
                 Ok(Ok(res)) => {
                     self.succeeded(i);
-                    return Ok((res, upstream.base.clone()));
+                    crate::observe::upstream_attempt(i + 1, "ok", sent.elapsed());
+                    return Ok((res, i));
                 }
                 Err(_) => Failure::Timeout(format!(
                     "{}: no response head within {:?}",
@@ -184,6 +192,7 @@ impl Upstreams {
                 )),
                 Ok(Err(e)) => classify(&upstream.base, &e),
             };
+            crate::observe::upstream_attempt(i + 1, failure.label(), sent.elapsed());
             self.failed(i);
             let again = retryable
                 && failure.before_sending()

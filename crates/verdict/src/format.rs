@@ -71,6 +71,11 @@ impl ErrorFormat {
         }
     }
 
+    /// The format named `name` in configuration (see [`ErrorFormat::name`]).
+    pub fn by_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     /// The format for a request: one the client names in `Accept`
     /// (`application/problem+json`, `application/vnd.api+json`), else `default`.
     pub fn negotiate(headers: &HeaderMap, default: ErrorFormat) -> ErrorFormat {
