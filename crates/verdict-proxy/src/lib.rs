@@ -58,6 +58,7 @@ use http::header;
 use http_body_util::BodyExt;
 use verdict::auth::Authentication;
 use verdict::client_addr::ClientAddr;
+use verdict::conditional::Preconditions;
 use verdict::format::ErrorFormat;
 use verdict::headers::Upgrade;
 use verdict::maintenance::MaintenanceSwitch;
@@ -70,6 +71,7 @@ pub mod document;
 pub mod failure;
 pub mod hop;
 pub mod observe;
+pub mod precondition;
 pub mod tokens;
 pub mod upstream;
 
@@ -380,11 +382,31 @@ async fn forward(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     parts.headers.remove(header::HOST);
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
+    let pre = match Preconditions::from_parts(&parts) {
+        Ok(pre) => pre.is_conditional().then_some(pre),
+        Err(malformed) => return malformed.into_response(),
+    };
+    if let Some(pre) = pre.as_ref().filter(|_| !precondition::is_read(&method)) {
+        if let Err(refused) =
+            precondition::check_write(&gw.upstreams, pre, &parts.uri, &parts.headers).await
+        {
+            return refused;
+        }
+    }
     match gw.upstreams.forward(Request::from_parts(parts, body)).await {
         Ok((res, position)) => {
             let upstream = gw.upstreams.base(position).to_string();
             tracing::debug!(%method, %path, %upstream, status = res.status().as_u16(), "upstream answered");
-            let mut res = shape(&gw, res).await;
+            let judged = match &pre {
+                Some(pre) if precondition::is_read(&method) && res.status().is_success() => {
+                    precondition::judge_read(pre, res.headers())
+                }
+                _ => None,
+            };
+            let mut res = match judged {
+                Some(answer) => answer,
+                None => shape(&gw, res).await,
+            };
             res.extensions_mut().insert(Upstreamed {
                 upstream: Some(upstream),
                 outcome: "ok",

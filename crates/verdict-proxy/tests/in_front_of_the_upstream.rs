@@ -20,6 +20,8 @@ use tokio::net::TcpListener;
 
 /// One request as the upstream received it.
 struct Received {
+    method: String,
+    path: String,
     headers: HeaderMap,
     body: Bytes,
 }
@@ -41,6 +43,12 @@ impl Seen {
             .headers
             .clone()
     }
+    fn requests(&self) -> Vec<String> {
+        let seen = self.0.lock().unwrap();
+        seen.iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
     fn last_body(&self) -> Bytes {
         self.0
             .lock()
@@ -52,9 +60,11 @@ impl Seen {
     }
 }
 
-/// An upstream that records every request and answers 200 `{"ok":true}`,
-/// or, for `/private`, a plain-text 401 with its own challenge unless the
-/// request has `Authorization: Bearer upstream-secret`.
+/// An upstream that records every request and answers 200 `{"ok":true}`;
+/// for `/private`, a plain-text 401 with its own challenge unless the
+/// request has `Authorization: Bearer upstream-secret`; `/doc` has the
+/// `ETag` `"v1"`, `/new` does not exist for GET. It ignores every
+/// precondition, as many upstreams do.
 async fn recording_upstream() -> (String, Seen) {
     let seen = Seen::default();
     let log = seen.clone();
@@ -67,12 +77,25 @@ async fn recording_upstream() -> (String, Seen) {
                 .headers
                 .get("authorization")
                 .is_some_and(|v| v == "Bearer upstream-secret");
-            let private = parts.uri.path() == "/private";
+            let path = parts.uri.path().to_string();
+            let read = parts.method == http::Method::GET;
             log.0.lock().unwrap().push(Received {
+                method: parts.method.to_string(),
+                path: path.clone(),
                 headers: parts.headers,
                 body,
             });
-            if private && !authorized {
+            if read && path == "/doc" {
+                return (
+                    [("etag", "\"v1\""), ("cache-control", "max-age=5")],
+                    axum::Json(json!({"v": 1})),
+                )
+                    .into_response();
+            }
+            if read && path == "/new" {
+                return (StatusCode::NOT_FOUND, "no such thing").into_response();
+            }
+            if path == "/private" && !authorized {
                 return (
                     StatusCode::UNAUTHORIZED,
                     [
@@ -562,4 +585,62 @@ async fn the_metrics_page_counts_requests_by_route_and_upstream_attempts_by_outc
         "{text}"
     );
     assert!(!text.contains("127.0.0.1"), "the page names no address");
+}
+
+#[tokio::test]
+async fn preconditions_the_upstream_ignores_are_judged_at_the_gateway() {
+    let (upstream, seen) = recording_upstream().await;
+    let gw = gateway(&["--upstream", &upstream]).await;
+    let doc = format!("{gw}/doc");
+
+    // Reads: the upstream's 200 is judged against its own validators.
+    let r = send("GET", &doc, &[("if-match", "\"v0\"")], "").await;
+    assert_problem(&r, 412, "precondition_failed");
+    assert_eq!(r.headers["etag"], "\"v1\"");
+    let r = send("GET", &doc, &[("if-none-match", "W/\"v1\"")], "").await;
+    assert_eq!(r.status, 304);
+    assert_eq!(r.headers["etag"], "\"v1\"");
+    assert_eq!(
+        r.headers["cache-control"], "max-age=5",
+        "a 304 keeps what RFC 9110 §15.4.5 lists"
+    );
+    assert_eq!(
+        send("GET", &doc, &[("if-match", "\"v1\"")], "")
+            .await
+            .status,
+        200
+    );
+
+    // A write whose If-Match fails never reaches the upstream: only the GET
+    // that read the current version did.
+    let before = seen.count();
+    let json_type = ("content-type", "application/json");
+    let r = send("PUT", &doc, &[("if-match", "\"v0\""), json_type], "{}").await;
+    assert_problem(&r, 412, "precondition_failed");
+    assert_eq!(
+        r.headers["etag"], "\"v1\"",
+        "the current version, to retry with"
+    );
+    assert_eq!(seen.requests()[before..], ["GET /doc"]);
+
+    // One that holds is forwarded with its condition, for the upstream's own check.
+    let r = send("PUT", &doc, &[("if-match", "\"v1\""), json_type], "{}").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(seen.requests()[before + 1..], ["GET /doc", "PUT /doc"]);
+    assert_eq!(seen.last_headers()["if-match"], "\"v1\"");
+
+    // If-None-Match: * creates only what does not exist yet.
+    let r = send("PUT", &doc, &[("if-none-match", "*"), json_type], "{}").await;
+    assert_problem(&r, 412, "precondition_failed");
+    let r = send(
+        "PUT",
+        &format!("{gw}/new"),
+        &[("if-none-match", "*"), json_type],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    // A malformed condition is the client's error.
+    let r = send("GET", &doc, &[("if-match", "v1")], "").await;
+    assert_problem(&r, 400, "invalid_header");
 }

@@ -144,7 +144,9 @@ impl Validators {
         }
     }
 
-    fn from_headers(headers: &HeaderMap) -> Self {
+    /// The validators a response carries in `ETag` and `Last-Modified`
+    /// (unparsable values are left out).
+    pub fn from_headers(headers: &HeaderMap) -> Self {
         Validators {
             etag: headers
                 .get(header::ETAG)
@@ -291,6 +293,25 @@ impl Preconditions {
             Err(PreconditionOutcome::NotModified(_)) => Err(ApiError::precondition_failed(
                 current.and_then(|c| c.etag.as_ref()),
             )),
+        }
+    }
+
+    /// [`check`](Self::check) against the validators of a 2xx response, for
+    /// whoever did not evaluate the preconditions before producing it (a
+    /// gateway in front of an upstream that ignores them): a 304 keeps the
+    /// headers RFC 9110 section 15.4.5 lists from that response.
+    pub fn check_response(&self, headers: &HeaderMap) -> Result<(), PreconditionOutcome> {
+        let current = Validators::from_headers(headers);
+        match self.check(Some(&current)) {
+            Err(PreconditionOutcome::NotModified(mut res)) => {
+                for name in KEPT_ON_304 {
+                    if let Some(v) = headers.get(&name) {
+                        res.headers_mut().insert(name, v.clone());
+                    }
+                }
+                Err(PreconditionOutcome::NotModified(res))
+            }
+            other => other,
         }
     }
 
@@ -455,6 +476,34 @@ mod tests {
         }
         let (parts, ()) = req.body(()).unwrap().into_parts();
         Preconditions::from_parts(&parts).unwrap()
+    }
+
+    #[test]
+    fn a_response_is_judged_by_its_own_validators_and_a_304_keeps_its_cache_fields() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ETAG, HeaderValue::from_static("\"v1\""));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=5"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let read = pre(Method::GET, &[("if-none-match", "\"v1\"")]);
+        match read.check_response(&headers) {
+            Err(PreconditionOutcome::NotModified(res)) => {
+                assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+                assert_eq!(res.headers()[header::CACHE_CONTROL], "max-age=5");
+                assert!(!res.headers().contains_key(header::CONTENT_TYPE));
+            }
+            other => panic!("expected 304, got {other:?}"),
+        }
+        let failing = pre(Method::GET, &[("if-match", "\"v0\"")]);
+        assert!(matches!(
+            failing.check_response(&headers),
+            Err(PreconditionOutcome::Failed(_))
+        ));
+        assert!(pre(Method::GET, &[("if-match", "\"v1\"")])
+            .check_response(&headers)
+            .is_ok());
     }
 
     fn v(tag: &str) -> Validators {
