@@ -261,6 +261,46 @@ def write(results, work, out, extra):
     except Exception:
         pass
     w("")
+    w("## 7. The gateway's overhead")
+    w("")
+    w("Section 7 of the script: the same upstream (bare axum, `GET /hello`, a small")
+    w("JSON body) asked directly and through `verdict proxy` (the library's whole")
+    w("stack, hop-by-hop hygiene, `Via`/`Forwarded`, the request id passed on, an")
+    w("access line per request written to a file: %s lines in this run), sides" % kv.get("gw_lines", "?"))
+    w("alternating. Goals (issue 14): under 10%% throughput lost, under 1 ms added")
+    w("p99. Everything shares the same 2 cores: through the gateway, wrk, the")
+    w("gateway and the upstream split them, where direct access splits them")
+    w("between wrk and the upstream only.")
+    w("")
+    w("| measure | direct | through the gateway | ratio / added |")
+    w("|---|---|---|---|")
+    t32 = ratio("gw_proxy_32", "gw_direct_32")
+    w("| req/s, 32 connections | %.0f | %.0f | %.2f (%s) |" % (med("gw_direct_32"), med("gw_proxy_32"), t32, goal(t32 >= 0.9)))
+    added32 = med("gw_proxy_32", "p99_ms") - med("gw_direct_32", "p99_ms")
+    w("| p99 ms, 32 connections | %.3f | %.3f | +%.3f ms |" % (med("gw_direct_32", "p99_ms"), med("gw_proxy_32", "p99_ms"), added32))
+    t4 = ratio("gw_proxy_4", "gw_direct_4")
+    w("| req/s, 4 connections | %.0f | %.0f | %.2f |" % (med("gw_direct_4"), med("gw_proxy_4"), t4))
+    added4 = med("gw_proxy_4", "p99_ms") - med("gw_direct_4", "p99_ms")
+    w("| p99 ms, 4 connections (light load) | %.3f | %.3f | +%.3f ms (%s) |" % (med("gw_direct_4", "p99_ms"), med("gw_proxy_4", "p99_ms"), added4, goal(added4 < 1.0)))
+    try:
+        tck = float(kv["clk_tck"])
+        gw_us = float(kv["gw_cpu_ticks"]) / tck / float(kv["gw_requests"]) * 1e6
+        up_us = float(kv["gw_upstream_cpu_ticks"]) / tck / float(kv["gw_requests"]) * 1e6
+        direct_us = float(kv["direct_cpu_ticks"]) / tck / float(kv["direct_requests"]) * 1e6
+        w("| CPU per request (process time / requests), µs | upstream %.1f | gateway %.1f + upstream %.1f | gateway = %.1fx the upstream |" % (
+            direct_us, gw_us, up_us, gw_us / up_us if up_us else float("nan")))
+    except Exception:
+        pass
+    w("")
+    w("What normalizing an error costs: `GET /nope` (the upstream's empty 404) through")
+    w("the gateway with normalizing on (rewritten into a problem+json 404) against")
+    w("`--normalize off` (passed as it is):")
+    w("")
+    w("| measure | normalize on | normalize off | ratio |")
+    w("|---|---|---|---|")
+    w("| req/s | %.0f | %.0f | %.2f |" % (med("gw_norm_on"), med("gw_norm_off"), ratio("gw_norm_on", "gw_norm_off")))
+    w("| p99 ms | %.3f | %.3f | |" % (med("gw_norm_on", "p99_ms"), med("gw_norm_off", "p99_ms")))
+    w("")
     w("## Commands")
     w("")
     w("```sh")

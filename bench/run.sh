@@ -209,6 +209,36 @@ done
 ACCESS_LINES=$(wc -l <"$WORK/ops-access.log")
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
+# --- 7. the gateway: verdict proxy in front of an upstream -----------------------
+say "7. verdict proxy: direct against through the gateway"
+# The upstream is bare axum (`/hello`, a small JSON body; `/nope`, axum's
+# empty 404). One gateway as operators run it (access log to a file), one
+# with --normalize off, for what rewriting an error costs.
+"$BIN/verdict-bench-server" bare 127.0.0.1:9701 >/dev/null & PIDS+=($!); UP_PID=$!
+"$BIN/verdict" proxy --upstream http://127.0.0.1:9701 --listen 127.0.0.1:9702 --max-in-flight 100000 \
+  >/dev/null 2>"$WORK/gw-access.log" & PIDS+=($!); GW_PID=$!
+"$BIN/verdict" proxy --upstream http://127.0.0.1:9701 --listen 127.0.0.1:9703 --max-in-flight 100000 \
+  --normalize off >/dev/null 2>"$WORK/gw-off-access.log" & PIDS+=($!)
+wait_up http://127.0.0.1:9701/hello; wait_up http://127.0.0.1:9702/hello; wait_up http://127.0.0.1:9703/hello
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+GW_CPU=0; UP_CPU=0; GW_REQS=0; DIRECT_CPU=0; DIRECT_REQS=0
+reqs() { python3 -c 'import json,sys; print(sum(json.loads(l)["requests"] for l in open(sys.argv[1]) if json.loads(l)["name"]==sys.argv[2]))' "$RESULTS" "$1"; }
+for r in $(seq 1 "$ROUNDS"); do
+  u0=$(cpu_ticks "$UP_PID")
+  run_wrk gw_direct_32 "$r" 32 http://127.0.0.1:9701/hello
+  u1=$(cpu_ticks "$UP_PID"); g0=$(cpu_ticks "$GW_PID")
+  run_wrk gw_proxy_32 "$r" 32 http://127.0.0.1:9702/hello
+  g1=$(cpu_ticks "$GW_PID"); u2=$(cpu_ticks "$UP_PID")
+  DIRECT_CPU=$((DIRECT_CPU + u1 - u0)); GW_CPU=$((GW_CPU + g1 - g0)); UP_CPU=$((UP_CPU + u2 - u1))
+  run_wrk gw_direct_4 "$r" 4 http://127.0.0.1:9701/hello
+  run_wrk gw_proxy_4 "$r" 4 http://127.0.0.1:9702/hello
+  run_wrk gw_norm_on "$r" 32 http://127.0.0.1:9702/nope
+  run_wrk gw_norm_off "$r" 32 http://127.0.0.1:9703/nope
+done
+GW_REQS=$(reqs gw_proxy_32); DIRECT_REQS=$(reqs gw_direct_32)
+GW_LINES=$(wc -l <"$WORK/gw-access.log")
+kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+
 # --- 5. the library's micro-benchmarks -------------------------------------------
 say "5. micro-benchmarks (divan)"
 cargo bench --quiet -p verdict --bench contract -- --sample-count 50 >"$WORK/divan.txt" 2>&1 || true
@@ -217,5 +247,7 @@ python3 bench/report.py write "$RESULTS" "$WORK" BENCHMARKS.md \
   "rounds=$ROUNDS" "seconds=$DUR" "rss_idle_kb=$RSS_IDLE" "rss_10k_kb=$RSS_10K" "held=$HELD" \
   "rss_overload_before_kb=$RSS_BEFORE" "rss_overload_after_kb=$RSS_AFTER" \
   "rss_after_peer_load_kb=$VERDICT_RSS_AFTER_LOAD" "page_plain=$PAGE_PLAIN" "page_gzip=$PAGE_GZIP" \
-  "page_br=$PAGE_BR" "access_lines=$ACCESS_LINES" "elapsed_s=$(( $(date +%s) - START ))"
+  "page_br=$PAGE_BR" "access_lines=$ACCESS_LINES" "gw_cpu_ticks=$GW_CPU" "gw_upstream_cpu_ticks=$UP_CPU" \
+  "gw_requests=$GW_REQS" "direct_cpu_ticks=$DIRECT_CPU" "direct_requests=$DIRECT_REQS" "gw_lines=$GW_LINES" \
+  "clk_tck=$(getconf CLK_TCK)" "elapsed_s=$(( $(date +%s) - START ))"
 say "wrote BENCHMARKS.md in $(( $(date +%s) - START )) s"

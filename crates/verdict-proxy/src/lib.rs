@@ -208,6 +208,8 @@ struct Gateway {
 /// Call it inside a Tokio runtime: with `--shared` or `--maintenance-file`
 /// it starts the task that follows the maintenance switch.
 pub fn build(args: &ProxyArgs) -> Result<ContractService, String> {
+    // First: the upstreams' counters are registered with it.
+    let metrics = observe::handle();
     let tokens = match &args.tokens {
         Some(file) => Some(Arc::new(tokens::TokenFile::read(file)?)),
         None => None,
@@ -231,7 +233,6 @@ pub fn build(args: &ProxyArgs) -> Result<ContractService, String> {
         )?,
         None => Shared::local(failure::SHARED),
     });
-    let metrics = observe::handle();
     let route_labels = Arc::new(observe::Routes::new(document.as_ref().map(|d| d.paths())));
     let routes = match &document {
         // Only what the document lists is passed on.

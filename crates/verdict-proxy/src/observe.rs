@@ -90,13 +90,34 @@ fn describe() {
     metrics::gauge!("verdict_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
-/// One attempt at an upstream: counted and timed.
+/// The counter and timer of one upstream's attempts with one outcome.
+#[derive(Clone)]
+pub struct Attempts {
+    count: metrics::Counter,
+    time: metrics::Histogram,
+}
+
+impl Attempts {
+    /// For the upstream at `position` (from 1) and `outcome`.
+    pub fn new(position: usize, outcome: &'static str) -> Self {
+        let upstream = position.to_string();
+        Attempts {
+            count: metrics::counter!("verdict_proxy_upstream_requests_total", "upstream" => upstream.clone(), "outcome" => outcome),
+            time: metrics::histogram!("verdict_proxy_upstream_duration_seconds", "upstream" => upstream),
+        }
+    }
+
+    /// One attempt that took `took`.
+    pub fn record(&self, took: Duration) {
+        self.count.increment(1);
+        self.time.record(took.as_secs_f64());
+    }
+}
+
+/// One attempt at an upstream that failed: counted and timed (failures
+/// are rare enough for a labelled lookup each).
 pub fn upstream_attempt(position: usize, outcome: &'static str, took: Duration) {
-    let upstream = position.to_string();
-    metrics::counter!("verdict_proxy_upstream_requests_total", "upstream" => upstream.clone(), "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("verdict_proxy_upstream_duration_seconds", "upstream" => upstream)
-        .record(took.as_secs_f64());
+    Attempts::new(position, outcome).record(took);
 }
 
 /// Which upstream answered a request, and how: put on the response by the
