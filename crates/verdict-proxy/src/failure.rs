@@ -75,7 +75,7 @@ pub const UPSTREAM_UNREACHABLE: ProblemType = ProblemType {
     code: "upstream_unreachable",
     status: 502,
     title: "Upstream unreachable",
-    description: "The gateway could not connect to the upstream server (refused, unresolvable, or failed before the request was sent). Retrying later may help.",
+    description: "The gateway could not connect to the upstream server (refused, unresolvable, a failed TLS handshake, or failed otherwise before the request was sent). Retrying later may help.",
 };
 
 /// 502: not a valid HTTP answer.

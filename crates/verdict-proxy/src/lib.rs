@@ -9,7 +9,8 @@
 //! [`failure::Failure`]'s classes: refused, unresolvable or otherwise
 //! unreachable -> 502, reset or not HTTP -> 502, too slow -> 504, every
 //! circuit open -> 503 with `Retry-After`; the body names the class, the log
-//! the details.
+//! the details. `https://` upstreams are verified against Mozilla's roots
+//! and `--upstream-ca`; a failed handshake is a 502 like a refused connection.
 //!
 //! Upstream errors that are not in the preset's format (HTML, plain text,
 //! foreign JSON) are rewritten into it, keeping the status and `Retry-After`,
@@ -100,10 +101,14 @@ pub struct ProxyArgs {
     /// Where to listen.
     #[arg(long, env = "VERDICT_PROXY_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
-    /// An upstream (`http://host:port`); repeat for several (round robin,
-    /// each rested after 3 failures in a row).
+    /// An upstream (`http://host:port` or `https://host:port`); repeat for
+    /// several (round robin, each rested after 3 failures in a row).
     #[arg(long = "upstream", required = true)]
     pub upstreams: Vec<String>,
+    /// Certificates (PEM) trusted for `https://` upstreams besides the
+    /// public roots: a private CA, or a self-signed upstream's own.
+    #[arg(long)]
+    pub upstream_ca: Option<PathBuf>,
     /// The preset whose codes and error format the gateway keeps.
     #[arg(long, default_value = "standard", value_parser = preset_parser())]
     pub preset: Preset,
@@ -215,7 +220,12 @@ pub fn build(args: &ProxyArgs) -> Result<ContractService, String> {
         None => None,
     };
     let gateway = Arc::new(Gateway {
-        upstreams: Upstreams::new(&args.upstreams, args.upstream_timeout, args.upstream_rest)?,
+        upstreams: Upstreams::new(
+            &args.upstreams,
+            args.upstream_timeout,
+            args.upstream_rest,
+            args.upstream_ca.as_deref(),
+        )?,
         normalize: args.normalize,
         idle: args.upstream_timeout,
         authenticates: tokens.is_some(),

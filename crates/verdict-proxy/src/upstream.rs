@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Method, Request, Response, Uri};
+use std::path::Path;
+
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -48,15 +51,56 @@ impl std::fmt::Debug for Upstream {
 pub struct Upstreams {
     list: Vec<Upstream>,
     next: AtomicUsize,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     timeout: Duration,
     rest: Duration,
 }
 
+/// The roots `https://` upstreams are verified against: Mozilla's (compiled
+/// in, from `webpki-roots`: nothing is fetched at run time), plus the
+/// certificates of `ca_file` (PEM) for a private CA or a self-signed upstream.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(file) = ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
+            .map_err(|e| format!("--upstream-ca {}: {e}", file.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("--upstream-ca {}: {e}", file.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--upstream-ca {}: no PEM certificate in it",
+                file.display()
+            ));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("--upstream-ca {}: {e}", file.display()))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    // ALPN (HTTP/1.1 only) is set by the connector builder.
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl Upstreams {
-    /// `bases` (`http://host:port`), with a connect and response-head
-    /// `timeout`, resting a failing upstream for `rest`.
-    pub fn new(bases: &[String], timeout: Duration, rest: Duration) -> Result<Self, String> {
+    /// `bases` (`http://host:port` or `https://...`), with a connect and
+    /// response-head `timeout`, resting a failing upstream for `rest`;
+    /// `https://` upstreams are verified against Mozilla's roots and the
+    /// certificates in `ca_file`.
+    pub fn new(
+        bases: &[String],
+        timeout: Duration,
+        rest: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, String> {
         if bases.is_empty() {
             return Err("give at least one --upstream http://host:port".into());
         }
@@ -65,9 +109,9 @@ impl Upstreams {
             let uri: Uri = b
                 .parse()
                 .map_err(|e| format!("--upstream {b}: not a URL: {e}"))?;
-            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
                 return Err(format!(
-                    "--upstream {b}: write http://host:port (https:// upstreams are not supported yet)"
+                    "--upstream {b}: write http://host:port or https://host:port"
                 ));
             }
             let parts = uri.into_parts();
@@ -87,6 +131,13 @@ impl Upstreams {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         connector.set_nodelay(true);
+        // https:// needs the TCP connector to let it through.
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(ca_file)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         Ok(Upstreams {
             list,
             next: AtomicUsize::new(0),
@@ -310,6 +361,7 @@ mod tests {
             ],
             Duration::from_secs(1),
             Duration::from_secs(1),
+            None,
         )
         .unwrap();
         let uri: Uri = "/things/7?q=1".parse().unwrap();
@@ -321,6 +373,6 @@ mod tests {
             ups.list[1].uri_for(&uri).unwrap(),
             "http://127.0.0.1:2/things/7?q=1"
         );
-        assert!(Upstreams::new(&["ftp://x".into()], Duration::ZERO, Duration::ZERO).is_err());
+        assert!(Upstreams::new(&["ftp://x".into()], Duration::ZERO, Duration::ZERO, None).is_err());
     }
 }

@@ -571,3 +571,97 @@ async fn the_readiness_probe_reports_the_upstreams_and_is_503_when_all_rest() {
     assert_problem(&r, 503, "no_healthy_upstream");
     assert!(r.headers.contains_key("retry-after"));
 }
+
+/// An upstream speaking HTTPS with the self-signed certificate in
+/// `tests/tls/` (made for these tests only: `CN=verdict test upstream`,
+/// `subjectAltName=IP:127.0.0.1`); it answers every request 200 `{"tls":true}`.
+async fn tls_upstream() -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tls");
+    let certs = CertificateDer::pem_file_iter(format!("{dir}/upstream.crt"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{dir}/upstream.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("https://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((conn, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(conn).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"tls":true}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(reply.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn an_https_upstream_is_verified_and_a_tls_failure_is_502_upstream_unreachable() {
+    let upstream = tls_upstream().await;
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tls/upstream.crt");
+    let gw = gateway(&["--upstream", &upstream, "--upstream-ca", ca]).await;
+    let r = send("GET", &format!("{gw}/x"), &[], b"").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json()["tls"], true);
+
+    // Without the certificate trusted, the handshake fails: 502, and the
+    // body says nothing of certificates.
+    let gw = gateway(&["--upstream", &upstream]).await;
+    let r = send("GET", &format!("{gw}/x"), &[], b"").await;
+    assert_problem(&r, 502, "upstream_unreachable");
+    assert!(
+        !r.text().to_lowercase().contains("certificate"),
+        "{}",
+        r.text()
+    );
+
+    // https:// to a server that speaks plain HTTP (it answers the
+    // ClientHello with a 400, as plain servers do): the handshake fails too.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let https = format!("https://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let _ = conn
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let gw = gateway(&["--upstream", &https]).await;
+    assert_problem(
+        &send("GET", &format!("{gw}/x"), &[], b"").await,
+        502,
+        "upstream_unreachable",
+    );
+}
