@@ -56,6 +56,13 @@ run_wrk() {
   python3 "$ROOT/bench/report.py" parse "$name" "$round" "$out" >>"$RESULTS"
 }
 
+# run_wrk_1 NAME ROUND URL: one thread, one connection
+run_wrk_1() {
+  local out=$WORK/$1-$2.txt
+  wrk -t1 -c1 -d"${DUR}s" --latency "$3" >"$out" 2>&1 || true
+  python3 "$ROOT/bench/report.py" parse "$1" "$2" "$out" >>"$RESULTS"
+}
+
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
 
 # --- 1. the cost of the contract -------------------------------------------------
@@ -211,15 +218,22 @@ kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
 # --- 7. the gateway: verdict proxy in front of an upstream -----------------------
 say "7. verdict proxy: direct against through the gateway"
-# The upstream is bare axum (`/hello`, a small JSON body; `/nope`, axum's
-# empty 404). One gateway as operators run it (access log to a file), one
-# with --normalize off, for what rewriting an error costs.
+# The upstreams: bare axum (`/hello`, a small JSON body; `/nope`, axum's
+# empty 404), the worst case for a gateway (the upstream costs next to
+# nothing), and json-server (an API written in something else, the case the
+# gateway is for). One gateway as operators run it (access log to a file) in
+# front of each, and one with --normalize off, for what rewriting an error costs.
 "$BIN/verdict-bench-server" bare 127.0.0.1:9701 >/dev/null & PIDS+=($!); UP_PID=$!
+echo '{"books": [{"id": 1, "title": "Dune"}]}' >"$WORK/gw-db.json"
+(cd "$WORK" && exec "$TOOLS/node/node_modules/.bin/json-server" --port 9705 --host 127.0.0.1 --quiet gw-db.json >/dev/null 2>&1) & PIDS+=($!)
+"$BIN/verdict" proxy --upstream http://127.0.0.1:9705 --listen 127.0.0.1:9706 --max-in-flight 100000 \
+  >/dev/null 2>"$WORK/gw-js-access.log" & PIDS+=($!)
 "$BIN/verdict" proxy --upstream http://127.0.0.1:9701 --listen 127.0.0.1:9702 --max-in-flight 100000 \
   >/dev/null 2>"$WORK/gw-access.log" & PIDS+=($!); GW_PID=$!
 "$BIN/verdict" proxy --upstream http://127.0.0.1:9701 --listen 127.0.0.1:9703 --max-in-flight 100000 \
   --normalize off >/dev/null 2>"$WORK/gw-off-access.log" & PIDS+=($!)
 wait_up http://127.0.0.1:9701/hello; wait_up http://127.0.0.1:9702/hello; wait_up http://127.0.0.1:9703/hello
+wait_up http://127.0.0.1:9705/books/1; wait_up http://127.0.0.1:9706/books/1
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 GW_CPU=0; UP_CPU=0; GW_REQS=0; DIRECT_CPU=0; DIRECT_REQS=0
 reqs() { python3 -c 'import json,sys; print(sum(json.loads(l)["requests"] for l in open(sys.argv[1]) if json.loads(l)["name"]==sys.argv[2]))' "$RESULTS" "$1"; }
@@ -232,6 +246,12 @@ for r in $(seq 1 "$ROUNDS"); do
   DIRECT_CPU=$((DIRECT_CPU + u1 - u0)); GW_CPU=$((GW_CPU + g1 - g0)); UP_CPU=$((UP_CPU + u2 - u1))
   run_wrk gw_direct_4 "$r" 4 http://127.0.0.1:9701/hello
   run_wrk gw_proxy_4 "$r" 4 http://127.0.0.1:9702/hello
+  # One connection, one request at a time: the latency the gateway adds,
+  # without the queueing of 6 busy threads on 2 cores.
+  run_wrk_1 gw_direct_1 "$r" http://127.0.0.1:9701/hello
+  run_wrk_1 gw_proxy_1 "$r" http://127.0.0.1:9702/hello
+  run_wrk gw_js_direct_32 "$r" 32 http://127.0.0.1:9705/books/1
+  run_wrk gw_js_proxy_32 "$r" 32 http://127.0.0.1:9706/books/1
   run_wrk gw_norm_on "$r" 32 http://127.0.0.1:9702/nope
   run_wrk gw_norm_off "$r" 32 http://127.0.0.1:9703/nope
 done
