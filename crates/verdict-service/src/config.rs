@@ -171,6 +171,12 @@ pub struct ServeArgs {
     #[arg(long, env = "VERDICT_MAX_BODY", default_value = "1MiB", value_parser = parse_size)]
     pub max_body: u64,
 
+    /// Memory for records kept for point reads in SQLite mode (exact: the
+    /// writer forgets what it changes before acknowledging it); `0` turns it
+    /// off. PostgreSQL mode has none. Same units as `--max-body`.
+    #[arg(long, env = "VERDICT_RECORD_CACHE", default_value = "64MiB", value_parser = parse_size)]
+    pub record_cache: u64,
+
     /// Largest NDJSON import body.
     #[arg(long, env = "VERDICT_MAX_IMPORT_BODY", default_value = "64MiB", value_parser = parse_size)]
     pub max_import_body: u64,

@@ -37,8 +37,16 @@ use crate::storage::{StorageError, Stores};
 
 /// Opens the storage `--data` names, behind the token and collection cache.
 pub async fn open_storage(data: &str) -> Result<Stores, StorageError> {
+    open_storage_cached(data, crate::storage::sqlite::record_cache::DEFAULT_BYTES).await
+}
+
+/// [`open_storage`] with a SQLite record cache of about `record_cache`
+/// bytes (`--record-cache`; 0: none; PostgreSQL has none).
+pub async fn open_storage_cached(data: &str, record_cache: u64) -> Result<Stores, StorageError> {
     let stores = if data.starts_with("sqlite:") {
-        Stores::new(Arc::new(SqliteStorage::open_url(data).await?))
+        Stores::new(Arc::new(
+            SqliteStorage::open_url_with_cache(data, record_cache).await?,
+        ))
     } else if data.starts_with("postgres://") || data.starts_with("postgresql://") {
         Stores::new(Arc::new(crate::storage::pg::PgStorage::open(data).await?))
     } else if data.contains("://") {
@@ -47,7 +55,9 @@ pub async fn open_storage(data: &str) -> Result<Stores, StorageError> {
             data.split("://").next().unwrap_or("")
         )));
     } else {
-        Stores::new(Arc::new(SqliteStorage::open(Path::new(data)).await?))
+        Stores::new(Arc::new(
+            SqliteStorage::open_with_cache(Path::new(data), record_cache).await?,
+        ))
     };
     Ok(stores.cached())
 }

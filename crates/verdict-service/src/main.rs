@@ -101,7 +101,7 @@ async fn serve(args: verdict_service::config::ServeArgs) -> std::process::ExitCo
             return std::process::ExitCode::FAILURE;
         }
     };
-    let storage = match verdict_service::open_storage(&args.data).await {
+    let storage = match verdict_service::open_storage_cached(&args.data, args.record_cache).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("verdict: cannot open storage {storage_label}: {e}");

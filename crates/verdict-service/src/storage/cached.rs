@@ -63,12 +63,16 @@ impl<T: Clone> RowCache<T> {
                 }
             }
         }
-        let generation = self.generation.load(Ordering::Acquire);
+        let generation = self.generation.load(Ordering::SeqCst);
         let row = read.await?;
         if let Some(row) = &row {
-            if self.generation.load(Ordering::Acquire) == generation {
-                self.rows
-                    .insert(key.to_owned(), (Instant::now(), Arc::new(row.clone())));
+            // Kept, then checked: a change that raced the read either
+            // removes the row itself (kept before its forget) or is seen here
+            // (kept after its bump). Checking first would leave a window.
+            self.rows
+                .insert(key.to_owned(), (Instant::now(), Arc::new(row.clone())));
+            if self.generation.load(Ordering::SeqCst) != generation {
+                self.rows.remove(key);
             }
         }
         Ok(row)
@@ -76,7 +80,7 @@ impl<T: Clone> RowCache<T> {
 
     /// Forgets `keys`; any read in flight will not be kept.
     fn forget(&self, keys: &[&str]) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         for key in keys {
             self.rows.remove(*key);
         }

@@ -107,7 +107,9 @@ pub async fn start_on(dir: tempfile::TempDir, data: String, extra: &[&str]) -> S
     let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
         unreachable!("serve was asked for")
     };
-    let storage = verdict_service::open_storage(&args.data).await.unwrap();
+    let storage = verdict_service::open_storage_cached(&args.data, args.record_cache)
+        .await
+        .unwrap();
     let service = verdict_service::build(args, storage).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

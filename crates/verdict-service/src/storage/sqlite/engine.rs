@@ -55,12 +55,15 @@ pub(super) trait PendingWrite: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the caller once the batch's commit is known.
     fn answer(self: Box<Self>, commit: Result<(), StorageError>);
+    /// What it may change among the records (for the record cache).
+    fn touches(&self) -> &Touches;
 }
 
 pub(super) struct Write<T, F> {
     pub(super) work: Option<F>,
     pub(super) outcome: Option<StorageResult<T>>,
     pub(super) reply: oneshot::Sender<StorageResult<T>>,
+    pub(super) touches: Touches,
 }
 
 impl<T, F> PendingWrite for Write<T, F>
@@ -80,6 +83,10 @@ where
         ok
     }
 
+    fn touches(&self) -> &Touches {
+        &self.touches
+    }
+
     fn answer(self: Box<Self>, commit: Result<(), StorageError>) {
         let answer = match (self.outcome, commit) {
             // The write's own failure says more than the commit's.
@@ -93,8 +100,13 @@ where
     }
 }
 
-/// The writer thread: batch, run, commit once, answer.
-pub(super) fn write_batches(conn: Connection, queue: mpsc::Receiver<Box<dyn PendingWrite>>) {
+/// The writer thread: batch, run, commit once, forget what the batch
+/// touched in the record cache, answer.
+pub(super) fn write_batches(
+    conn: Connection,
+    queue: mpsc::Receiver<Box<dyn PendingWrite>>,
+    records: &RecordCache,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -110,6 +122,11 @@ pub(super) fn write_batches(conn: Connection, queue: mpsc::Receiver<Box<dyn Pend
             // Writes per commit is the group commit's effect, seen on /metrics.
             metrics::counter!("verdict_sqlite_commits_total").increment(1);
             metrics::counter!("verdict_sqlite_batched_writes_total").increment(batch.len() as u64);
+        }
+        // Before anyone hears back: an acknowledged write is never followed
+        // by a read of what it replaced. (After a rollback too: harmless.)
+        for write in &batch {
+            records.forget(write.touches());
         }
         for write in batch {
             write.answer(commit.clone());

@@ -20,7 +20,9 @@
 //! each seeing the last commit) and run on the calling task: a point read from
 //! SQLite's page cache takes a few microseconds, less than handing it to
 //! another thread would. Scans whose length the caller does not bound
-//! (filtered lists) go to tokio's blocking pool instead.
+//! (filtered lists) go to tokio's blocking pool instead. A record's point read
+//! is served from memory when it can be ([`record_cache`]): the writer thread
+//! sees every change, so it keeps that cache exact.
 //!
 //! Why rusqlite rather than sqlx (which the PostgreSQL backend uses): sqlx's
 //! SQLite driver runs each statement on a per-connection worker thread behind
@@ -46,6 +48,7 @@ mod collections;
 mod engine;
 mod jobs;
 mod migrate;
+pub mod record_cache;
 mod records;
 #[cfg(test)]
 mod tests;
@@ -53,12 +56,14 @@ mod tokens;
 
 use engine::{write_batches, PendingWrite, Readers, Write};
 use migrate::migrate;
+use record_cache::{RecordCache, Touches};
 
 /// SQLite storage.
 #[derive(Clone)]
 pub struct SqliteStorage {
     readers: Arc<Readers>,
     writer: mpsc::Sender<Box<dyn PendingWrite>>,
+    records: Arc<RecordCache>,
 }
 
 impl std::fmt::Debug for SqliteStorage {
@@ -161,8 +166,15 @@ fn open_connection(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection
 
 impl SqliteStorage {
     /// Opens (creating if needed) the database at `path`, runs the migrations
-    /// and starts the writer thread.
+    /// and starts the writer thread, with a record cache of
+    /// [`record_cache::DEFAULT_BYTES`].
     pub async fn open(path: &Path) -> StorageResult<Self> {
+        Self::open_with_cache(path, record_cache::DEFAULT_BYTES).await
+    }
+
+    /// As [`open`](Self::open), with a record cache of about `cache_bytes`
+    /// (0: none).
+    pub async fn open_with_cache(path: &Path, cache_bytes: u64) -> StorageResult<Self> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -189,9 +201,11 @@ impl SqliteStorage {
             [],
         )?;
         let (writer, queue) = mpsc::channel();
+        let records = Arc::new(RecordCache::new(cache_bytes));
+        let kept = records.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_batches(conn, queue))
+            .spawn(move || write_batches(conn, queue, &kept))
             .map_err(|e| StorageError::Internal(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStorage {
             readers: Arc::new(Readers {
@@ -199,12 +213,19 @@ impl SqliteStorage {
                 idle: Mutex::new(Vec::new()),
             }),
             writer,
+            records,
         })
     }
 
     /// Opens a database from a `sqlite:PATH` or `sqlite://PATH` URL (any
     /// `?query` is ignored: the connection settings are not optional).
     pub async fn open_url(url: &str) -> StorageResult<Self> {
+        Self::open_url_with_cache(url, record_cache::DEFAULT_BYTES).await
+    }
+
+    /// As [`open_url`](Self::open_url), with a record cache of about
+    /// `cache_bytes` (0: none).
+    pub async fn open_url_with_cache(url: &str, cache_bytes: u64) -> StorageResult<Self> {
         let rest = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -215,7 +236,7 @@ impl SqliteStorage {
                 "SQLite needs a file: an in-memory database cannot be shared by the writer and the readers".into(),
             ));
         }
-        Self::open(Path::new(path)).await
+        Self::open_with_cache(Path::new(path), cache_bytes).await
     }
 
     /// Runs a bounded read on this task.
@@ -236,9 +257,19 @@ impl SqliteStorage {
             .map_err(|e| StorageError::Internal(format!("a scan failed: {e}")))?
     }
 
-    /// Queues a write for the next batch; answers once it is committed.
+    /// Queues a write for the next batch; answers once it is committed. It
+    /// may touch any record (the record cache forgets everything).
     async fn write<T: Send + 'static>(
         &self,
+        f: impl FnOnce(&Connection) -> StorageResult<T> + Send + 'static,
+    ) -> StorageResult<T> {
+        self.write_touching(Touches::Anything, f).await
+    }
+
+    /// [`write`](Self::write), saying which records it may change.
+    async fn write_touching<T: Send + 'static>(
+        &self,
+        touches: Touches,
         f: impl FnOnce(&Connection) -> StorageResult<T> + Send + 'static,
     ) -> StorageResult<T> {
         fault_check()?;
@@ -247,6 +278,7 @@ impl SqliteStorage {
             work: Some(f),
             outcome: None,
             reply,
+            touches,
         };
         self.writer
             .send(Box::new(write))

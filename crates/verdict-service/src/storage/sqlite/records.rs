@@ -74,7 +74,8 @@ impl RecordStore for SqliteStorage {
         let (collection_id, version, unique) = (c.id, c.version, c.unique.clone());
         let r = r.clone();
         let idempotent = idempotent.cloned();
-        self.write(move |conn| {
+        let touches = Touches::Records(vec![(collection_id, r.id.clone())]);
+        self.write_touching(touches, move |conn| {
             check_collection(conn, collection_id, version)?;
             if let Some(i) = &idempotent {
                 let stored = execute(
@@ -101,13 +102,15 @@ impl RecordStore for SqliteStorage {
     }
 
     async fn get_record(&self, collection_id: i64, id: &str) -> StorageResult<Option<RecordRow>> {
-        self.read(|conn| {
-            query_opt(
-                conn,
-                "SELECT * FROM records WHERE collection_id = ?1 AND id = ?2",
-                params![collection_id, id],
-                record_from_row,
-            )
+        self.records.get_or_read(collection_id, id, || {
+            self.read(|conn| {
+                query_opt(
+                    conn,
+                    "SELECT * FROM records WHERE collection_id = ?1 AND id = ?2",
+                    params![collection_id, id],
+                    record_from_row,
+                )
+            })
         })
     }
 
@@ -121,7 +124,8 @@ impl RecordStore for SqliteStorage {
         let pairs = unique_pairs(&c.unique, &r.data);
         let (id, data, version, updated_at) =
             (r.id.clone(), json_text(&r.data), r.version, r.updated_at);
-        self.write(move |conn| {
+        let touches = Touches::Records(vec![(collection_id, id.clone())]);
+        self.write_touching(touches, move |conn| {
             check_collection(conn, collection_id, collection_version)?;
             let changed = execute(
                 conn,
@@ -148,7 +152,8 @@ impl RecordStore for SqliteStorage {
         expected_version: i64,
     ) -> StorageResult<()> {
         let id = id.to_owned();
-        self.write(move |conn| {
+        let touches = Touches::Records(vec![(collection_id, id.clone())]);
+        self.write_touching(touches, move |conn| {
             // Its unique values go by the foreign key's cascade.
             let changed = execute(
                 conn,
@@ -309,7 +314,7 @@ impl IdempotencyStore for SqliteStorage {
     }
 
     async fn purge_idempotent(&self, before: i64) -> StorageResult<u64> {
-        self.write(move |conn| {
+        self.write_touching(Touches::NoRecord, move |conn| {
             execute(
                 conn,
                 "DELETE FROM idempotency WHERE created_at < ?1",

@@ -9,7 +9,7 @@ impl SqliteStorage {
     /// Writes a token with `sql`, whose nine placeholders take its columns in order.
     async fn write_token(&self, sql: &'static str, t: &TokenRow) -> StorageResult<()> {
         let t = t.clone();
-        self.write(move |conn| {
+        self.write_touching(Touches::NoRecord, move |conn| {
             execute(
                 conn,
                 sql,
@@ -70,7 +70,7 @@ impl TokenStore for SqliteStorage {
 
     async fn revoke_token(&self, id: &str, at: i64) -> StorageResult<()> {
         let id = id.to_owned();
-        self.write(move |conn| {
+        self.write_touching(Touches::NoRecord, move |conn| {
             let changed = execute(
                 conn,
                 "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
