@@ -8,6 +8,8 @@
 --   AUTH     Authorization header value, or empty
 --   ENCODING Accept-Encoding header value, or empty (none sent)
 --   SEEDED   how many seeded records (ids s00000000000000 ...)
+--   PORTS    optional, "9801,9802": wrk's threads connect to these ports of
+--            127.0.0.1 in turn (a round robin over instances, by thread)
 local op = os.getenv("OP")
 local item = os.getenv("ITEM")
 local list = os.getenv("LIST")
@@ -23,8 +25,15 @@ local counter = 0
 -- `tid` is a global each thread gets from setup() (thread:set), so threads
 -- (and rounds) make distinct ids.
 
+local ports = os.getenv("PORTS") or ""
+
 function setup(thread)
   thread:set("tid", #threads + 1)
+  if ports ~= "" then
+    local list = {}
+    for p in string.gmatch(ports, "[^,]+") do table.insert(list, p) end
+    thread.addr = wrk.lookup("127.0.0.1", list[(#threads % #list) + 1])[1]
+  end
   table.insert(threads, thread)
 end
 

@@ -37,6 +37,20 @@ def parse(name, rnd, path):
     print(json.dumps(rec))
 
 
+def divan_median(text, name):
+    """The median (ns) of the divan benchmark `name`, or None."""
+    units = {"ns": 1.0, "µs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9}
+    for line in text.splitlines():
+        if name in line and "│" in line:
+            cols = line.split("│")
+            if len(cols) < 4:
+                continue
+            m = re.match(r"\s*([\d.]+)\s*(ns|µs|us|ms|s)\s*$", cols[2])
+            if m:
+                return float(m.group(1)) * units[m.group(2)]
+    return None
+
+
 def cmd(args):
     try:
         return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
@@ -108,6 +122,7 @@ def write(results, work, out, extra):
     w("| side | req/s (median) | p50 ms | p99 ms |")
     w("|---|---|---|---|")
     for name, label in [("bare_ok", "bare axum, 200"), ("stack_ok", "full stack, 200"),
+                        ("asm_ok", "hand-assembled stack (tower-http, tower_governor, problem_details), 200"),
                         ("stack_404", "full stack, 404 unknown path"), ("stack_401", "full stack, 401 no token"),
                         ("stack_429", "full stack, 429 rate limited")]:
         w("| %s | %.0f | %.3f | %.3f |" % (label, med(name), med(name, "p50_ms"), med(name, "p99_ms")))
@@ -115,7 +130,9 @@ def write(results, work, out, extra):
     r_ok = ratio("stack_ok", "bare_ok")
     w("| goal | measured (median ratio) | |")
     w("|---|---|---|")
-    w("| full stack keeps >= 95%% of bare axum's throughput (200) | %.1f%% | %s |" % (r_ok * 100, goal(r_ok >= 0.95)))
+    w("| full stack keeps >= 80%% of bare axum's throughput (200; issue 15, was 95%% in issue 2) | %.1f%% | %s |" % (r_ok * 100, goal(r_ok >= 0.80)))
+    r_asm = ratio("stack_ok", "asm_ok")
+    w("| full stack matches the hand-assembled stack's throughput (200), doing more | %.2f | %s |" % (r_asm, goal(r_asm >= 1.0)))
     for name, label in [("stack_404", "404"), ("stack_401", "401"), ("stack_429", "429")]:
         r = ratio(name, "stack_ok")
         w("| an error (%s) costs no more than a success: throughput ratio >= 1 | %.2f | %s |" % (label, r, goal(r >= 1.0)))
@@ -197,8 +214,11 @@ def write(results, work, out, extra):
     w("|---|---|---|")
     w("| admitted p99 within 2x of unloaded | %.2fx (p99 of all answers: the admitted are the slow ones) | %s |" % (p99_ratio, goal(p99_ratio <= 2.0)))
     pm = probe.get("p99_ms")
-    w("| every shed request answered 503 + Retry-After in < 1 ms | p99 %s ms (`verdict-bench-server probe`: a Rust client on one keep-alive connection, on the same loaded 2 cores) | %s |" % (
-        "%.3f" % pm if pm is not None else "?", goal(pm is not None and pm < 1.0)))
+    pinned = kv.get("pinned", "no") != "no"
+    where = ("the server pinned to CPU 0 (`taskset -c 0`), wrk and the probe to CPU 1, the probe at `nice -n -10`"
+             if pinned else "not pinned: server, load and probe on the same 2 cores")
+    w("| every shed request answered 503 + Retry-After in < 1 ms | p99 %s ms (`verdict-bench-server probe`: a Rust client on one keep-alive connection; %s) | %s |" % (
+        "%.3f" % pm if pm is not None else "?", where, goal(pm is not None and pm < 1.0)))
     w("| no timeouts | %d | %s |" % (timeouts, goal(timeouts == 0)))
     try:
         grew = int(kv["rss_overload_after_kb"]) - int(kv["rss_overload_before_kb"])
@@ -225,9 +245,35 @@ def write(results, work, out, extra):
     w("`cargo bench -p verdict` (divan): each body format, the full stack in process")
     w("against the bare handler (no socket), the rate-limit decision, the conditional check.")
     w("")
-    w("```")
     try:
         text = open(os.path.join(work, "divan.txt")).read()
+    except OSError:
+        text = ""
+    steps = ["1 always-on, no ETag", "2 + ETag", "3 + auth", "4 + rate limit", "5 + shedding", "6 + deadline (full)"]
+    bare = divan_median(text, "bare_handler")
+    full = divan_median(text, "full_stack_success")
+    if bare is not None and full is not None:
+        added = (full - bare) / 1000.0
+        w("| goal (issue 15) | measured (divan medians) | |")
+        w("|---|---|---|")
+        w("| the full stack costs at most 2.0 µs more than the bare handler, in process | %.2f µs (%.2f against %.2f) | %s |" % (
+            added, full / 1000.0, bare / 1000.0, goal(added <= 2.0)))
+        w("")
+    rows = [(st, divan_median(text, st)) for st in steps]
+    if all(v is not None for _, v in rows) and bare is not None:
+        w("Where it goes: the stack built up one feature at a time (`stack::cumulative`),")
+        w("each step's median and what it adds to the step before (the first step")
+        w("against the bare handler). Allocations per request are in the divan output below.")
+        w("")
+        w("| step | median µs | adds µs |")
+        w("|---|---|---|")
+        prev = bare
+        for st, v in rows:
+            w("| %s | %.2f | %+.2f |" % (st, v / 1000.0, (v - prev) / 1000.0))
+            prev = v
+        w("")
+    w("```")
+    try:
         start = text.find("Timer precision")
         w(text[start:].rstrip() if start >= 0 else text.rstrip())
     except Exception:
@@ -308,6 +354,26 @@ def write(results, work, out, extra):
     w("|---|---|---|---|")
     w("| req/s | %.0f | %.0f | %.2f |" % (med("gw_norm_on"), med("gw_norm_off"), ratio("gw_norm_on", "gw_norm_off")))
     w("| p99 ms | %.3f | %.3f | |" % (med("gw_norm_on", "p99_ms"), med("gw_norm_off", "p99_ms")))
+    w("")
+    w("## 8. PostgreSQL mode")
+    w("")
+    w("Section 8 of the script: `verdict serve --data postgres://...` (PostgreSQL on")
+    w("127.0.0.1, a fresh database seeded with 1,000 records), one instance, and two")
+    w("instances sharing that database with wrk's two threads split between them")
+    w("(`crud.lua`'s `PORTS`: a round robin by connection); against SQLite mode and")
+    w("PocketBase on fresh data of their own, in the same rounds. 32 connections.")
+    w("Everything (wrk, the instances, PostgreSQL) shares the same 2 cores.")
+    w("")
+    w("| operation | PostgreSQL, 1 instance | PostgreSQL, 2 instances | SQLite | PocketBase | 2 / 1 instances | PostgreSQL (1) / SQLite | PostgreSQL (1) / PocketBase |")
+    w("|---|---|---|---|---|---|---|---|")
+    for op, label in [("get_one", "GET one"), ("get_page", "GET a page of 20"), ("post", "POST"), ("patch", "PATCH")]:
+        w("| %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f |" % (
+            label, med("pg8_pg1_" + op), med("pg8_pg2_" + op), med("pg8_sqlite_" + op), med("pg8_pocketbase_" + op),
+            ratio("pg8_pg2_" + op, "pg8_pg1_" + op), ratio("pg8_pg1_" + op, "pg8_sqlite_" + op),
+            ratio("pg8_pg1_" + op, "pg8_pocketbase_" + op)))
+    bad = sum(r.get("non2xx", 0) for n, v in runs.items() if n.startswith("pg8_") for r in v.values())
+    w("")
+    w("Non-2xx answers across section 8: %d (a figure above 0 means some runs measured refusals)." % bad)
     w("")
     w("## Commands")
     w("")

@@ -1,7 +1,10 @@
-//! `verdict-bench-server bare|stacked ADDR`: the same trivial handler served by
-//! bare axum, or behind the full `verdict` stack (request id, credentials,
-//! rate limit, scopes, negotiation, content type, body limit, ETag, deadline,
-//! load shedding, panic catching, normalizing), for `bench/run.sh`.
+//! `verdict-bench-server bare|stacked|assembled ADDR`: the same trivial
+//! handler served by bare axum, behind the full `verdict` stack (request id,
+//! credentials, rate limit, scopes, negotiation, content type, body limit,
+//! ETag, deadline, load shedding, panic catching, normalizing), or behind the
+//! same checks as a careful user assembles them from tower-http,
+//! tower_governor and a problem-details crate (`assembled.rs`), for
+//! `bench/run.sh`.
 //!
 //! Under `stacked`, `Bearer bench` is a token with a limit too large to reach;
 //! `Bearer tiny` has 1 request an hour, so it answers 429 after the first.
@@ -19,6 +22,7 @@ use verdict::auth::{Authenticator, Principal, ScopeByMethod};
 use verdict::rate_limit::{InMemoryStore, Quota};
 use verdict::{ApiError, Contract, Preset};
 
+mod assembled;
 mod probe;
 
 // The same allocator as `verdict serve`, for both sides.
@@ -102,6 +106,13 @@ async fn main() {
         .with_graceful_shutdown(shutdown)
         .await
         .unwrap(),
-        other => panic!("mode must be bare or stacked, not {other}"),
+        "assembled" => axum::serve(
+            listener,
+            assembled::app(routes()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .unwrap(),
+        other => panic!("mode must be bare, stacked or assembled, not {other}"),
     }
 }
