@@ -288,17 +288,23 @@ wait_up http://127.0.0.1:9801/health
 "$PB" superuser upsert bench@example.com bench-password-123 --dir "$WORK/pgcmp_pb" >/dev/null
 "$PB" serve --http 127.0.0.1:9804 --dir "$WORK/pgcmp_pb" >/dev/null 2>&1 & PIDS+=($!)
 wait_up http://127.0.0.1:9802/health; wait_up http://127.0.0.1:9803/health; wait_up http://127.0.0.1:9804/api/health
+# A failed set-up call says what it got, then stops the run.
+post_or_say() { # URL BODY [curl args...]
+  local url=$1 body=$2; shift 2
+  local out code
+  out=$(curl -sS -w '\n%{http_code}' -X POST "$url" -H 'Content-Type: application/json' -d "$body" "$@") || { echo "no answer from $url" >&2; return 1; }
+  code=${out##*$'\n'}
+  case $code in 2*) printf '%s' "${out%$'\n'*}" ;; *) echo "POST $url -> $code: ${out%$'\n'*}" >&2; return 1 ;; esac
+}
 for port in 9801 9803; do
-  curl -sf -X POST "http://127.0.0.1:$port/v1/collections" -H "Authorization: Bearer $ADMIN" \
-    -H 'Content-Type: application/json' -d '{"name": "books"}' >/dev/null
+  post_or_say "http://127.0.0.1:$port/v1/collections" '{"name": "books"}' -H "Authorization: Bearer $ADMIN" >/dev/null
   python3 bench/seed.py seed "127.0.0.1:$port" /v1/collections/books/records $SEEDED "Bearer $ADMIN"
 done
-PBTOKEN=$(curl -sf -X POST http://127.0.0.1:9804/api/collections/_superusers/auth-with-password \
-  -H 'Content-Type: application/json' -d '{"identity": "bench@example.com", "password": "bench-password-123"}' |
+PBTOKEN=$(post_or_say http://127.0.0.1:9804/api/collections/_superusers/auth-with-password \
+  '{"identity": "bench@example.com", "password": "bench-password-123"}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-curl -sf -X POST http://127.0.0.1:9804/api/collections -H "Authorization: $PBTOKEN" -H 'Content-Type: application/json' \
-  -d '{"name": "books", "type": "base", "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}],
-       "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": ""}' >/dev/null
+post_or_say http://127.0.0.1:9804/api/collections '{"name": "books", "type": "base", "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}],
+       "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": ""}' -H "Authorization: $PBTOKEN" >/dev/null
 python3 bench/seed.py seed 127.0.0.1:9804 /api/collections/books/records $SEEDED
 pgside() { # NAME OP ROUND PORT [PORTS]
   (
