@@ -285,8 +285,11 @@ wait_up http://127.0.0.1:9801/health
   --rate-limit off --job-rate-limit off --max-in-flight 100000 >/dev/null 2>&1 & PIDS+=($!)
 "$BIN/verdict" serve --listen 127.0.0.1:9803 --data "$WORK/pgcmp-sqlite/verdict.db" --admin-token "$ADMIN" \
   --rate-limit off --job-rate-limit off --max-in-flight 100000 >/dev/null 2>&1 & PIDS+=($!)
-"$PB" superuser upsert bench@example.com bench-password-123 --dir "$WORK/pgcmp_pb" >/dev/null
-"$PB" serve --http 127.0.0.1:9804 --dir "$WORK/pgcmp_pb" >/dev/null 2>&1 & PIDS+=($!)
+# Its own parent directory: PocketBase writes the migrations of collections
+# made over its API next to its data dir (section 2's would create "books" here).
+mkdir -p "$WORK/pg8"
+"$PB" superuser upsert bench@example.com bench-password-123 --dir "$WORK/pg8/pb_data" >/dev/null
+"$PB" serve --http 127.0.0.1:9804 --dir "$WORK/pg8/pb_data" >/dev/null 2>&1 & PIDS+=($!)
 wait_up http://127.0.0.1:9802/health; wait_up http://127.0.0.1:9803/health; wait_up http://127.0.0.1:9804/api/health
 # A failed set-up call says what it got, then stops the run.
 post_or_say() { # URL BODY [curl args...]
