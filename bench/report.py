@@ -43,9 +43,12 @@ def divan_median(text, name):
     for line in text.splitlines():
         if name in line and "│" in line:
             cols = line.split("│")
-            if len(cols) < 4:
+            # The column holding the name (after the tree's own bars) also
+            # holds the fastest time; the median is two columns on.
+            i = next(k for k, c in enumerate(cols) if name in c)
+            if len(cols) < i + 3:
                 continue
-            m = re.match(r"\s*([\d.]+)\s*(ns|µs|us|ms|s)\s*$", cols[2])
+            m = re.match(r"\s*([\d.]+)\s*(ns|µs|us|ms|s)\s*$", cols[i + 2])
             if m:
                 return float(m.group(1)) * units[m.group(2)]
     return None
@@ -165,6 +168,10 @@ def write(results, work, out, extra):
         gp, gj = (3.0, 10.0) if kind == "read" else (2.0, 30.0)
         w("| %s: >= %.0fx PocketBase | %.2fx | %s |" % (label, gp, rp, goal(rp >= gp)))
         w("| %s: >= %.0fx json-server | %.1fx | %s |" % (label, gj, rj, goal(rj >= gj)))
+    # Issue 15: a record read against section 1's bare axum static JSON
+    # (same rounds of the same run, not back to back: sections apart).
+    rb = ratio("verdict_get_one", "bare_ok")
+    w("| GET one (the whole stack, a token, SQLite, the record cache): >= 0.45x bare axum's static JSON (section 1) | %.2fx | %s |" % (rb, goal(rb >= 0.45)))
     counters = {}
     try:
         for line in open(os.path.join(work, "verdict-metrics.txt")):
