@@ -2,7 +2,7 @@
 //! the writer thread, which sees every change: SQLite mode has one process
 //! per database file and one thread that writes.
 //!
-//! Every write the writer commits says what it touched ([`Touches`]): the
+//! Every write the writer commits says what it touched (`Touches`): the
 //! record writes name their keys, and any other write (a collection deleted,
 //! an import applied, a retention purge) says it may have touched anything.
 //! After the batch's commit, and before any of its callers hears back, the
@@ -27,7 +27,8 @@ use quick_cache::Weighter;
 
 use super::*;
 
-/// The memory the cache may hold by default: 64 MiB, by [`weight`].
+/// The memory the cache may hold by default: 64 MiB, by an estimate of each
+/// row's memory (its JSON size, twice over, plus a fixed overhead).
 pub const DEFAULT_BYTES: u64 = 64 << 20;
 
 /// What a write may have changed among the records.
