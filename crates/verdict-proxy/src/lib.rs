@@ -258,7 +258,7 @@ pub fn build(args: &ProxyArgs) -> Result<ContractService, String> {
     )
     .with_state(gateway)
     // What only the inside knows (token, client address), out to the access log.
-    .route_layer(axum::middleware::from_fn(observe::annotate));
+    .route_layer(axum::middleware::from_fn(verdict::access_log::annotate));
     let mut preset = args.preset.clone();
     if let Some(format) = args.error_format.as_deref().and_then(ErrorFormat::by_name) {
         preset = preset.with_format(format);

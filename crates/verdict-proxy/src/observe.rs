@@ -23,8 +23,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use verdict::auth::Authentication;
-use verdict::client_addr::ClientAddr;
+use verdict::access_log::{method_label, Seen};
 
 /// How often histogram samples are folded into their buckets.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
@@ -160,42 +159,6 @@ impl Routes {
             Some(r) => r.at(path).map_or("unmatched", |m| *m.value),
         }
     }
-}
-
-/// What the inside of the stack knew about a request, for its access line.
-#[derive(Clone, Debug)]
-struct Seen {
-    token: Option<String>,
-    client: Option<std::net::IpAddr>,
-}
-
-/// Route layer (inside the contract): carries the token id and the client
-/// address out on the response.
-pub async fn annotate(req: Request, next: Next) -> Response {
-    let seen = Seen {
-        token: req
-            .extensions()
-            .get::<Authentication>()
-            .and_then(Authentication::principal)
-            .map(|p| p.subject().to_string()),
-        client: ClientAddr::of(req.extensions()).map(|c| c.0),
-    };
-    let mut res = next.run(req).await;
-    res.extensions_mut().insert(seen);
-    res
-}
-
-/// The `method` label: known methods by name, any other as `other`, so
-/// made-up methods (answered 501) cannot grow the label set.
-fn method_label(method: &http::Method) -> &'static str {
-    const KNOWN: [&str; 10] = [
-        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
-    ];
-    KNOWN
-        .iter()
-        .find(|m| **m == method.as_str())
-        .copied()
-        .unwrap_or("other")
 }
 
 /// Outermost: metrics and one access line per request, once its response

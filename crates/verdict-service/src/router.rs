@@ -14,7 +14,7 @@ use verdict::{Contract, ContractService};
 use crate::access::{authenticate::TokenAuthenticator, authorize::ServiceAuthorizer};
 use crate::cluster::SharedLimits;
 use crate::http::{batch, collections, jobs, ops, records, tokens};
-use crate::observe::{access, fault, metrics};
+use crate::observe::{fault, metrics};
 use crate::state::AppState;
 use crate::surface::{Access, Operation, RequestBody, DOC_ASSETS, JSON, OPERATIONS, PROBES, REALM};
 
@@ -97,7 +97,7 @@ pub fn router(state: AppState) -> ContractService {
     };
 
     // What only the inside knows (token, client address), out to the access log.
-    let routes = routes.route_layer(axum::middleware::from_fn(access::annotate));
+    let routes = routes.route_layer(axum::middleware::from_fn(verdict::access_log::annotate));
 
     let config = &state.config;
     let mut contract = Contract::new(state.error_preset())

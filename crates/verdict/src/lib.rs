@@ -59,6 +59,7 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod access_log;
 pub mod auth;
 pub mod body_limit;
 pub mod body_timeout;

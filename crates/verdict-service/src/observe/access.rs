@@ -2,11 +2,12 @@
 //! with `--log-json`): method, route template, status, duration, response
 //! bytes, request id, token id and client address.
 //!
-//! Two pieces, because the contract's layers sit between them: [`annotate`],
-//! a route layer inside the contract, copies what only the inside knows (the
-//! token that was authenticated, the client address after trusted proxies)
-//! into the response's extensions; [`log`], outside everything, sees every
-//! response as sent (refusals too) and writes the line. A request refused
+//! Two pieces, because the contract's layers sit between them: the
+//! library's `verdict::access_log::annotate`, a route layer inside the
+//! contract, copies what only the inside knows (the token that was
+//! authenticated, the client address after trusted proxies) into the
+//! response's extensions; [`log`], outside everything, sees every response
+//! as sent (refusals too) and writes the line. A request refused
 //! before its route (a 401, a 429) has no token id in its line.
 
 use std::net::SocketAddr;
@@ -15,31 +16,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use verdict::auth::Authentication;
-use verdict::client_addr::ClientAddr;
-
-/// What the inside of the stack knew about a request, for its access line.
-#[derive(Clone, Debug)]
-struct Seen {
-    token: Option<String>,
-    client: Option<std::net::IpAddr>,
-}
-
-/// Route layer (inside the contract): carries the token id and the client
-/// address out on the response.
-pub async fn annotate(req: Request, next: Next) -> Response {
-    let seen = Seen {
-        token: req
-            .extensions()
-            .get::<Authentication>()
-            .and_then(Authentication::principal)
-            .map(|p| p.subject().to_string()),
-        client: ClientAddr::of(req.extensions()).map(|c| c.0),
-    };
-    let mut res = next.run(req).await;
-    res.extensions_mut().insert(seen);
-    res
-}
+use verdict::access_log::Seen;
 
 /// Outermost: writes one line per request once its response head is ready
 /// (`route` is the operation's template, for few distinct values).

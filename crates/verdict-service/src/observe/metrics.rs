@@ -139,24 +139,11 @@ impl Routes {
     }
 }
 
-/// The `method` label: RFC 9110's methods, PATCH and QUERY by name, any other
-/// as `other`, so made-up methods (answered 501) cannot grow the label set.
-fn method_label(method: &http::Method) -> &'static str {
-    const KNOWN: [&str; 10] = [
-        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
-    ];
-    KNOWN
-        .iter()
-        .find(|m| **m == method.as_str())
-        .copied()
-        .unwrap_or("other")
-}
-
 /// The middleware, around the whole service: metrics, and the access log
 /// line (with the same route label).
 pub async fn track(routes: Arc<Routes>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = method_label(req.method());
+    let method = verdict::access_log::method_label(req.method());
     let route = routes.label(req.uri().path());
     let in_flight = metrics::gauge!("http_requests_in_flight");
     in_flight.increment(1.0);
