@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use clap::Parser;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -14,6 +13,9 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+mod common;
+use common::{closed_port, gateway};
 
 /// How a fake upstream answers.
 #[derive(Clone, Copy, Debug)]
@@ -144,37 +146,6 @@ async fn fake(kind: Upstream) -> Fake {
         }
     });
     Fake { base, seen }
-}
-
-/// A closed loopback port: nothing listens there.
-async fn closed_port() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", l.local_addr().unwrap());
-    drop(l);
-    base
-}
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    proxy: verdict_proxy::ProxyArgs,
-}
-
-/// The gateway with `flags`, served on a socket; its base URL.
-async fn gateway(flags: &[&str]) -> String {
-    let mut argv = vec!["gateway", "--listen", "127.0.0.1:0"];
-    argv.extend(flags);
-    let args = Cli::parse_from(argv).proxy;
-    let app = verdict_proxy::build(&args).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        verdict::server::Server::new(listener, app)
-            .run()
-            .await
-            .unwrap();
-    });
-    base
 }
 
 struct Reply {

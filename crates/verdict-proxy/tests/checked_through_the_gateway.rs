@@ -6,11 +6,13 @@
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use clap::Parser;
 use http::{Method, StatusCode};
 use serde_json::json;
 use tokio::net::TcpListener;
 use verdict_check::{audit, report, Options};
+
+mod common;
+use common::gateway;
 
 /// json-server 0.17's answers, as far as the checker's probes go.
 async fn sloppy(req: Request) -> Response {
@@ -47,12 +49,6 @@ async fn serve(app: axum::Router) -> String {
     base
 }
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    proxy: verdict_proxy::ProxyArgs,
-}
-
 async fn check(base: &str) -> (bool, String) {
     let options = Options::new(base, "rfc9110")
         .unwrap()
@@ -80,23 +76,7 @@ async fn the_checker_is_red_on_a_sloppy_upstream_and_green_through_the_gateway()
         include_str!("../../../docs/check-examples/json-server.openapi.json"),
     )
     .unwrap();
-    let args = Cli::parse_from([
-        "gateway",
-        "--upstream",
-        &upstream,
-        "--openapi",
-        doc.to_str().unwrap(),
-    ])
-    .proxy;
-    let app = verdict_proxy::build(&args).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        verdict::server::Server::new(listener, app)
-            .run()
-            .await
-            .unwrap()
-    });
+    let gateway = gateway(&["--upstream", &upstream, "--openapi", doc.to_str().unwrap()]).await;
     let (ok, table) = check(&gateway).await;
     assert!(
         ok,

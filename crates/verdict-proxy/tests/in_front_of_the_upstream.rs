@@ -10,6 +10,9 @@ use axum::extract::Request;
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use clap::Parser;
+
+mod common;
+use common::{closed_port, gateway, Cli};
 use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -113,29 +116,6 @@ async fn recording_upstream() -> (String, Seen) {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (base, seen)
-}
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    proxy: verdict_proxy::ProxyArgs,
-}
-
-/// The gateway with `flags`, served on a socket; its base URL.
-async fn gateway(flags: &[&str]) -> String {
-    let mut argv = vec!["gateway", "--listen", "127.0.0.1:0"];
-    argv.extend(flags);
-    let args = Cli::try_parse_from(argv).expect("valid flags").proxy;
-    let app = verdict_proxy::build(&args).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        verdict::server::Server::new(listener, app)
-            .run()
-            .await
-            .unwrap();
-    });
-    base
 }
 
 struct Reply {
@@ -538,12 +518,7 @@ async fn bodies_that_break_the_documents_schema_are_400_or_422_and_never_reach_t
 #[tokio::test]
 async fn the_metrics_page_counts_requests_by_route_and_upstream_attempts_by_outcome() {
     let (upstream, _seen) = recording_upstream().await;
-    let closed = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let a = format!("http://{}", l.local_addr().unwrap());
-        drop(l);
-        a
-    };
+    let closed = closed_port().await;
     // Upstream 1 answers, upstream 2 refuses connections.
     let gw = gateway(&["--upstream", &upstream, "--upstream", &closed]).await;
     for _ in 0..4 {
