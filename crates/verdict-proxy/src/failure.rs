@@ -46,26 +46,24 @@ impl Failure {
     /// The error the client gets (what went wrong in detail is its logged cause).
     pub fn into_error(self) -> ApiError {
         match self {
-            Failure::Unreachable(cause) => ApiError::bad_gateway(cause)
-                .with_code(UPSTREAM_UNREACHABLE.code)
-                .with_title(UPSTREAM_UNREACHABLE.title)
-                .with_detail("The upstream server could not be reached."),
-            Failure::InvalidResponse(cause) => ApiError::bad_gateway(cause)
-                .with_code(UPSTREAM_INVALID_RESPONSE.code)
-                .with_title(UPSTREAM_INVALID_RESPONSE.title)
-                .with_detail("The upstream server did not answer with a valid HTTP response."),
-            Failure::Timeout(cause) => {
+            Failure::Unreachable(cause) => UPSTREAM_UNREACHABLE.mark(
+                ApiError::bad_gateway(cause)
+                    .with_detail("The upstream server could not be reached."),
+            ),
+            Failure::InvalidResponse(cause) => UPSTREAM_INVALID_RESPONSE.mark(
+                ApiError::bad_gateway(cause)
+                    .with_detail("The upstream server did not answer with a valid HTTP response."),
+            ),
+            Failure::Timeout(cause) => UPSTREAM_TIMEOUT.mark(
                 ApiError::gateway_timeout("The upstream server did not answer in time.")
-                    .with_cause(cause)
-                    .with_code(UPSTREAM_TIMEOUT.code)
-                    .with_title(UPSTREAM_TIMEOUT.title)
+                    .with_cause(cause),
+            ),
+            Failure::NoHealthyUpstream(wait) => {
+                NO_HEALTHY_UPSTREAM.mark(ApiError::service_unavailable(
+                    RetryAfter::from_duration(wait),
+                    "No upstream server is healthy now; retry after the delay given.",
+                ))
             }
-            Failure::NoHealthyUpstream(wait) => ApiError::service_unavailable(
-                RetryAfter::from_duration(wait),
-                "No upstream server is healthy now; retry after the delay given.",
-            )
-            .with_code(NO_HEALTHY_UPSTREAM.code)
-            .with_title(NO_HEALTHY_UPSTREAM.title),
         }
     }
 }
@@ -113,13 +111,13 @@ pub const LIMITS_UNAVAILABLE: ProblemType = ProblemType {
 /// How the shared state (`verdict_cluster`) names its refusals at the gateway.
 pub const SHARED: verdict_cluster::Problems = verdict_cluster::Problems {
     unavailable: |e| {
-        ApiError::service_unavailable(
-            RetryAfter::from_secs(1),
-            "The shared limits store is unreachable; retry after the delay given.",
+        LIMITS_UNAVAILABLE.mark(
+            ApiError::service_unavailable(
+                RetryAfter::from_secs(1),
+                "The shared limits store is unreachable; retry after the delay given.",
+            )
+            .with_cause(e),
         )
-        .with_cause(e)
-        .with_code(LIMITS_UNAVAILABLE.code)
-        .with_title(LIMITS_UNAVAILABLE.title)
     },
     // The gateway takes no locks.
     lock_busy: || ApiError::conflict("Another request holding this key is still running."),

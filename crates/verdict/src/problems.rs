@@ -44,6 +44,14 @@ pub struct ProblemType {
     pub description: &'static str,
 }
 
+impl ProblemType {
+    /// `error` carrying this type's code and title (its status and detail
+    /// are the error's own).
+    pub fn mark(&self, error: crate::ApiError) -> crate::ApiError {
+        error.with_code(self.code).with_title(self.title)
+    }
+}
+
 /// The codes the library's constructors and layers emit beyond the catalog defaults.
 pub const LIBRARY: &[ProblemType] = &[
     ProblemType { code: "problem_type_not_found", status: 404, title: "Problem type not found",
