@@ -205,6 +205,15 @@ impl IntoResponse for PreconditionOutcome {
 }
 
 impl Preconditions {
+    /// Whether the request made any condition (most make none, and then
+    /// every check passes).
+    pub fn has_conditions(&self) -> bool {
+        self.if_match.is_some()
+            || self.if_none_match.is_some()
+            || self.if_modified_since.is_some()
+            || self.if_unmodified_since.is_some()
+    }
+
     /// Reads the conditional headers of a request.
     pub fn from_parts(parts: &Parts) -> Result<Self, ApiError> {
         let date = |name: HeaderName| {
@@ -354,7 +363,6 @@ async fn tag(
     mut parts: http::response::Parts,
     body: Body,
 ) -> Result<(http::response::Parts, Body), ApiError> {
-    use http_body_util::BodyExt;
     if parts.headers.contains_key(header::ETAG) {
         return Ok((parts, body));
     }
@@ -364,11 +372,39 @@ async fn tag(
     if !small {
         return Ok((parts, body));
     }
-    let bytes = body.collect().await.map_err(ApiError::internal)?.to_bytes();
+    let bytes = read_small_body(body).await?;
     parts
         .headers
-        .insert(header::ETAG, EntityTag::from_content(&bytes).header_value());
+        .insert(header::ETAG, EntityTag::header_value_for_content(&bytes));
     Ok((parts, Body::from(bytes)))
+}
+
+/// The whole of a body known to be small. A handler's body is nearly
+/// always one frame, which is kept as it is; `collect` would queue and
+/// then copy it.
+#[cfg(feature = "etag")]
+async fn read_small_body(mut body: Body) -> Result<bytes::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let mut first: Option<bytes::Bytes> = None;
+    let mut rest: Option<bytes::BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(ApiError::internal)?.into_data() else {
+            continue; // trailers: a buffered body has none to send
+        };
+        match (&first, &mut rest) {
+            (None, _) => first = Some(data),
+            (Some(head), None) => {
+                let mut joined = bytes::BytesMut::from(&head[..]);
+                joined.extend_from_slice(&data);
+                rest = Some(joined);
+            }
+            (Some(_), Some(joined)) => joined.extend_from_slice(&data),
+        }
+    }
+    Ok(match rest {
+        Some(joined) => joined.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 /// Without the `etag` feature, only handlers' own `ETag`s are used.
@@ -446,6 +482,9 @@ where
                 Ok(tagged) => tagged,
                 Err(e) => return Ok(e.into_response()),
             };
+            if !pre.has_conditions() {
+                return Ok(Response::from_parts(parts, body));
+            }
             let current = Validators::from_headers(&parts.headers);
             match pre.check(Some(&current)) {
                 Err(PreconditionOutcome::NotModified(_)) => {

@@ -28,6 +28,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
@@ -206,16 +207,20 @@ impl<G: Clone, S> Layer<S> for GuardLayer<G> {
 
     fn layer(&self, inner: S) -> Self::Service {
         Guarded {
-            guard: self.guard.clone(),
+            guard: Arc::new(self.guard.clone()),
             inner,
         }
     }
 }
 
 /// The [`Service`] of a [`GuardLayer`].
+///
+/// The guard is shared: each request takes it into its future, and a chain
+/// of guards holds tables and lists, so an `Arc` clone (one count) replaces
+/// a deep copy per request.
 #[derive(Clone, Debug)]
 pub struct Guarded<G, S> {
-    guard: G,
+    guard: Arc<G>,
     inner: S,
 }
 

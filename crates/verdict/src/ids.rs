@@ -15,6 +15,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A new id: 32 hex digits in UUID form (`8-4-4-4-12`), version 4.
 pub(crate) fn new_id() -> String {
+    String::from_utf8(new_id_bytes().to_vec()).expect("ids are ASCII")
+}
+
+/// [`new_id`] as bytes on the stack, for a caller that keeps them its own
+/// way (the request id's header value makes one allocation of them).
+pub(crate) fn new_id_bytes() -> [u8; 36] {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     thread_local! {
         static KEYS: RefCell<RandomState> = RefCell::new(RandomState::new());
@@ -31,17 +37,19 @@ pub(crate) fn new_id() -> String {
     // Version 4, variant 10xx: the shape of a random UUID.
     bits = (bits & !(0xf << 76)) | (0x4 << 76);
     bits = (bits & !(0x3 << 62)) | (0x2 << 62);
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; 36];
+    let mut digit = 0;
+    for (i, slot) in out.iter_mut().enumerate() {
+        // The dashes of 8-4-4-4-12 stay where they are.
+        if matches!(i, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        *slot = HEX[((bits >> (124 - 4 * digit)) & 0xf) as usize];
+        digit += 1;
+    }
+    out
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +62,9 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
         assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+        assert!(id
+            .char_indices()
+            .all(|(i, c)| (c == '-') == matches!(i, 8 | 13 | 18 | 23)
+                && (c == '-' || c.is_ascii_hexdigit())));
     }
 }

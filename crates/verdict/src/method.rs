@@ -24,13 +24,15 @@
 //! ```
 
 use std::convert::Infallible;
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use futures_util::future::BoxFuture;
 use http::{Method, StatusCode};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -88,13 +90,12 @@ pub struct MethodService<S> {
 
 impl<S> Service<Request> for MethodService<S>
 where
-    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request, Error = Infallible>,
     S::Response: IntoResponse,
-    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -109,31 +110,70 @@ where
                 .is_none_or(|p| p.allows(StatusCode::NOT_IMPLEMENTED));
             if allows_501 {
                 let res = ApiError::not_implemented(&method).into_response();
-                return Box::pin(async move { Ok(res) });
+                return ResponseFuture {
+                    routed: None,
+                    answered: Some(res),
+                    method,
+                };
             }
         }
-        let mut inner = crate::guard::take_ready(&mut self.inner);
-        Box::pin(async move {
-            let Ok(res) = inner.call(req).await;
-            let res = res.into_response();
-            if res.status() != StatusCode::METHOD_NOT_ALLOWED
-                || res.extensions().get::<crate::format::Rendered>().is_some()
-            {
-                return Ok(res);
-            }
-            let allow = res
-                .headers()
-                .get(Allow::NAME)
-                .and_then(Allow::parse)
-                .unwrap_or_else(|| Allow::new([]))
-                .with(Method::OPTIONS);
-            if method == Method::OPTIONS {
-                let mut ok = Response::new(Body::empty());
-                *ok.status_mut() = StatusCode::NO_CONTENT;
-                ok.headers_mut().insert(Allow::NAME, allow.header_value());
-                return Ok(ok);
-            }
-            Ok(ApiError::method_not_allowed(&method, allow).into_response())
-        })
+        ResponseFuture {
+            routed: Some(self.inner.call(req)),
+            answered: None,
+            method,
+        }
     }
+}
+
+pin_project! {
+    /// The response future of [`MethodService`]: the router's, or a 501
+    /// answered without it.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        routed: Option<F>,
+        answered: Option<Response>,
+        method: Method,
+    }
+}
+
+impl<F, R> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<R, Infallible>>,
+    R: IntoResponse,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.routed.as_pin_mut() {
+            Some(routed) => {
+                let Ok(res) = ready!(routed.poll(cx));
+                Poll::Ready(Ok(complete_405(this.method, res.into_response())))
+            }
+            None => Poll::Ready(Ok(this.answered.take().expect("polled after completion"))),
+        }
+    }
+}
+
+/// The router's 405 with `OPTIONS` added to its `Allow` and a full error
+/// body; an `OPTIONS` request's 405 becomes its 204. Other answers pass.
+fn complete_405(method: &Method, res: Response) -> Response {
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED
+        || res.extensions().get::<crate::format::Rendered>().is_some()
+    {
+        return res;
+    }
+    let allow = res
+        .headers()
+        .get(Allow::NAME)
+        .and_then(Allow::parse)
+        .unwrap_or_else(|| Allow::new([]))
+        .with(Method::OPTIONS);
+    if method == Method::OPTIONS {
+        let mut ok = Response::new(Body::empty());
+        *ok.status_mut() = StatusCode::NO_CONTENT;
+        ok.headers_mut().insert(Allow::NAME, allow.header_value());
+        return ok;
+    }
+    ApiError::method_not_allowed(method, allow).into_response()
 }

@@ -34,18 +34,19 @@
 //! ```
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use futures_util::future::BoxFuture;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, StatusCode};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
-use tracing::Instrument;
 
 use crate::auth::Realm;
 use crate::error::ApiError;
@@ -58,7 +59,7 @@ use crate::status::{self, RequiredHeader};
 struct Config {
     preset: Preset,
     problem_base: String,
-    realm: String,
+    realm: Realm,
 }
 
 /// Layer that normalizes every response; apply it with `Router::layer`.
@@ -74,7 +75,7 @@ impl NormalizeLayer {
             config: Arc::new(Config {
                 preset,
                 problem_base: "/problems".to_string(),
-                realm: "api".to_string(),
+                realm: Realm(Arc::from("api")),
             }),
         }
     }
@@ -87,7 +88,7 @@ impl NormalizeLayer {
 
     /// The realm of bearer challenges added to bare 401s.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.config).realm = realm.into();
+        Arc::make_mut(&mut self.config).realm = Realm(Arc::from(realm.into()));
         self
     }
 }
@@ -110,24 +111,31 @@ pub struct Normalize<S> {
     inner: S,
 }
 
-/// What the response needs to know of its request.
+/// What the response needs to know of its request. Kept as the request's
+/// own values (shared bytes, not copies): most responses are not errors
+/// and never read them.
 struct RequestFacts {
-    request_id: Option<String>,
-    instance: String,
+    request_id: Option<HeaderValue>,
+    uri: http::Uri,
     format: ErrorFormat,
     head: bool,
     started: std::time::Instant,
 }
 
+impl RequestFacts {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_ref().and_then(|v| v.to_str().ok())
+    }
+}
+
 impl<S> Service<Request> for Normalize<S>
 where
-    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request, Error = Infallible>,
     S::Response: IntoResponse,
-    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -136,33 +144,59 @@ where
     fn call(&mut self, mut req: Request) -> Self::Future {
         let config = self.config.clone();
         let facts = RequestFacts {
-            request_id: req
-                .headers()
-                .get(crate::request_id::HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            instance: req.uri().path().to_string(),
+            request_id: req.headers().get(crate::request_id::HEADER).cloned(),
+            uri: req.uri().clone(),
             format: ErrorFormat::negotiate(req.headers(), config.preset.format()),
             head: req.method() == Method::HEAD,
             started: std::time::Instant::now(),
         };
         req.extensions_mut().insert(config.preset.clone());
-        req.extensions_mut()
-            .insert(Realm(Arc::from(config.realm.as_str())));
+        req.extensions_mut().insert(config.realm.clone());
         let span = tracing::info_span!(
             "request",
-            request_id = facts.request_id.as_deref().unwrap_or("-"),
+            request_id = facts.request_id().unwrap_or("-"),
             method = %req.method(),
-            path = %facts.instance,
+            path = %facts.uri.path(),
         );
-        let mut inner = crate::guard::take_ready(&mut self.inner);
-        Box::pin(
-            async move {
-                let Ok(res) = inner.call(req).await;
-                Ok(normalize(&config, &facts, res.into_response()))
-            }
-            .instrument(span),
-        )
+        let inner = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture {
+            inner,
+            span,
+            config,
+            facts: Some(facts),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Normalize`]: the inner future and the
+    /// normalizing both run in the request's span, so the error logged
+    /// carries the request id.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        span: tracing::Span,
+        config: Arc<Config>,
+        facts: Option<RequestFacts>,
+    }
+}
+
+impl<F, R> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<R, Infallible>>,
+    R: IntoResponse,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let Ok(res) = ready!(this.inner.poll(cx));
+        let facts = this.facts.take().expect("polled after completion");
+        Poll::Ready(Ok(normalize(this.config, &facts, res.into_response())))
     }
 }
 
@@ -191,7 +225,7 @@ fn normalize(config: &Config, facts: &RequestFacts, mut res: Response) -> Respon
     }
     let error = match rendered {
         Some(Rendered(e)) => e,
-        None => Arc::new(foreign(status, &facts.instance)),
+        None => Arc::new(foreign(status, facts.uri.path())),
     };
     error.log(facts.started.elapsed());
     let wanted = match error.situation() {
@@ -200,8 +234,8 @@ fn normalize(config: &Config, facts: &RequestFacts, mut res: Response) -> Respon
     };
     let final_status = ensure_headers(config, Some(&error), wanted, res.headers_mut());
     let ctx = RenderContext {
-        request_id: facts.request_id.as_deref(),
-        instance: Some(&facts.instance),
+        request_id: facts.request_id(),
+        instance: Some(facts.uri.path()),
         problem_base: &config.problem_base,
         head_only: facts.head,
     };
@@ -256,7 +290,7 @@ fn ensure_headers(
         RequiredHeader::WwwAuthenticate => {
             headers.insert(
                 Challenge::NAME,
-                Challenge::bearer(&config.realm).header_value(),
+                Challenge::bearer(&*config.realm.0).header_value(),
             );
             status
         }

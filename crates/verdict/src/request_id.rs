@@ -76,7 +76,13 @@ where
         let id = match req.headers().get(&name) {
             Some(v) if acceptable(v) => v.clone(),
             _ => {
-                let v = HeaderValue::from_str(&crate::ids::new_id()).expect("ids are hex");
+                // One allocation, shared by the request's header and the
+                // response's: `Bytes::from_owner` keeps the array, and a
+                // clone counts a reference instead of copying.
+                let v = HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(
+                    crate::ids::new_id_bytes(),
+                ))
+                .expect("ids are hex");
                 req.headers_mut().insert(name, v.clone());
                 v
             }

@@ -424,14 +424,15 @@ impl Contract {
                     ),
                 ),
             );
-            // Innermost first: each route_layer wraps the ones before it.
-            if self.etag {
-                r = r.route_layer(ETagLayer);
-            }
-            r = r.route_layer(GuardLayer::from_guard(checks));
-            if let Some(deadline) = self.timeout {
-                r = r.route_layer(DeadlineLayer::new(deadline));
-            }
+            // One route layer for the three concerns, outermost first: axum
+            // boxes each route layer's service and its future per request,
+            // so three route layers cost three of each, one costs one.
+            r = r.route_layer(
+                ServiceBuilder::new()
+                    .option_layer(self.timeout.map(DeadlineLayer::new))
+                    .layer(GuardLayer::from_guard(checks))
+                    .option_layer(self.etag.then_some(ETagLayer)),
+            );
             // The body-limit guard enforces each route's limit; axum's own
             // default (2 MiB for `Bytes`, `String`, `Json`) would silently cap
             // every route below a larger configured limit.
@@ -439,6 +440,11 @@ impl Contract {
             // After the route layers, so that no check runs before a 405.
             r = r.method_not_allowed_fallback(method_not_allowed);
         }
+        // A router called as a service turns each handler and its route
+        // layers into a route on every request (clones, boxes, the layers
+        // built again) unless its state was given first; `with_state` does
+        // that once, here (`axum::serve` would, but the router is wrapped).
+        let r: Router = r.with_state(());
         let whole = ServiceBuilder::new()
             .layer(request_id::SetRequestIdLayer)
             .layer(
