@@ -15,6 +15,52 @@ from collections import defaultdict
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
+def cpu_split_section(work, w):
+    """Section 1's server CPU per request (user, system) and perf's top symbols."""
+    try:
+        rows = [l.split() for l in open(os.path.join(work, "cpu-split.txt")) if l.strip()]
+    except OSError:
+        return
+    clk = os.sysconf("SC_CLK_TCK")
+    per = {}
+    for row in rows:
+        if len(row) != 6:
+            continue
+        name, u0, s0, u1, s1, n = row[0], *map(int, row[1:])
+        if n:
+            per.setdefault(name, []).append(((u1 - u0) * 1e6 / clk / n, (s1 - s0) * 1e6 / clk / n))
+    if not per:
+        return
+    w("Where the time goes: each server's CPU per request under the same wrk load (from")
+    w("`/proc/PID/stat` around %d runs; medians), and, below, `perf record -g` of each." % len(per.get("bare", [])))
+    w("")
+    w("| server | user us/request | system us/request | total |")
+    w("|---|---|---|---|")
+    for name in ["bare", "stacked", "assembled"]:
+        if name in per:
+            u = statistics.median(x[0] for x in per[name])
+            k = statistics.median(x[1] for x in per[name])
+            w("| %s | %.2f | %.2f | %.2f |" % (name, u, k, u + k))
+    w("")
+    for name in ["bare", "stacked"]:
+        try:
+            dso = open(os.path.join(work, "perf-%s-dso.txt" % name)).read().strip()
+            sym = open(os.path.join(work, "perf-%s-sym.txt" % name)).read().strip()
+        except OSError:
+            continue
+        if not dso:
+            continue
+        w("<details><summary><code>perf record -g</code> of %s under load: by object, then the top symbols</summary>" % name)
+        w("")
+        w("```")
+        w(dso)
+        w("")
+        w(sym)
+        w("```")
+        w("</details>")
+        w("")
+
+
 def ms(text):
     m = re.match(r"([\d.]+)(us|ms|s)", text)
     return float(m.group(1)) * UNITS[m.group(2)] if m else None
@@ -140,6 +186,7 @@ def write(results, work, out, extra):
         r = ratio(name, "stack_ok")
         w("| an error (%s) costs no more than a success: throughput ratio >= 1 | %.2f | %s |" % (label, r, goal(r >= 1.0)))
     w("")
+    cpu_split_section(work, w)
 
     w("## 2. The service against what users pick instead")
     w("")
@@ -245,6 +292,21 @@ def write(results, work, out, extra):
         w("| after the section 2 load | %.1f MiB |" % (int(kv["rss_after_peer_load_kb"]) / 1024))
     except Exception as e:
         w("(not measured: %s)" % e)
+    w("")
+    try:
+        ours = (int(kv["rss_10k_kb"]) - int(kv["rss_idle_kb"])) / max(1, int(kv["held"]))
+        b_idle, b_full, b_held = int(kv["bare_rss_idle_kb"]), int(kv["bare_rss_10k_kb"]), int(kv["bare_held"])
+        bare = (b_full - b_idle) / max(1, b_held)
+        w("Against bare axum (`verdict-bench-server bare`: the same allocator and runtime, one trivial route),")
+        w("each holding its connections after one request, as above (issue 15 goal 7):")
+        w("")
+        w("| server | idle | with %d connections | a connection |" % b_held)
+        w("|---|---|---|---|")
+        w("| bare axum | %.1f MiB | %.1f MiB | %.1f KiB |" % (b_idle / 1024, b_full / 1024, bare))
+        w("| `verdict serve` | %.1f MiB | %.1f MiB | %.1f KiB (%.2fx bare) |" % (
+            int(kv["rss_idle_kb"]) / 1024, int(kv["rss_10k_kb"]) / 1024, ours, ours / max(0.01, bare)))
+    except Exception as e:
+        w("(bare axum not measured: %s)" % e)
     w("")
 
     w("## 5. The library's micro-benchmarks")

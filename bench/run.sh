@@ -80,6 +80,34 @@ for r in $(seq 1 "$ROUNDS"); do
   run_wrk stack_401 "$r" 32 http://127.0.0.1:9102/hello
   run_wrk stack_429 "$r" 32 http://127.0.0.1:9102/hello -H 'Authorization: Bearer tiny'
 done
+# Where the time goes (issue 15: a profile for each missed goal): each
+# server's CPU per request, user and system, read from /proc around one wrk
+# run; then, where perf works, `perf record -g` of each under the same load.
+cpu_split() { # NAME PID PORT: "name user_ticks sys_ticks requests" into cpu-split.txt
+  local before after out
+  before=$(awk '{print $14, $15}' "/proc/$2/stat")
+  out=$(wrk -t2 -c32 -d"${DUR}s" "http://127.0.0.1:$3/hello" -H 'Authorization: Bearer bench' 2>&1 || true)
+  after=$(awk '{print $14, $15}' "/proc/$2/stat")
+  echo "$1 $before $after $(echo "$out" | awk '/requests in/ {print $1}')" >>"$WORK/cpu-split.txt"
+}
+: >"$WORK/cpu-split.txt"
+for r in $(seq 1 "$ROUNDS"); do
+  cpu_split bare "${PIDS[0]}" 9101; cpu_split stacked "${PIDS[1]}" 9102; cpu_split assembled "${PIDS[2]}" 9103
+done
+if command -v perf >/dev/null && perf record -o /dev/null -- true >/dev/null 2>&1; then
+  for side in 0:bare:9101 1:stacked:9102; do
+    IFS=: read -r i name port <<<"$side"
+    wrk -t2 -c32 -d"$((DUR + 2))s" "http://127.0.0.1:$port/hello" -H 'Authorization: Bearer bench' >/dev/null 2>&1 &
+    LOADER=$!
+    sleep 1
+    perf record -q -F 999 -g -p "${PIDS[$i]}" -o "$WORK/perf-$name.data" -- sleep "$DUR" >/dev/null 2>&1 || true
+    wait "$LOADER" || true
+    perf report -i "$WORK/perf-$name.data" --no-children --sort dso --stdio -g none 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | head -5 >"$WORK/perf-$name-dso.txt" || true
+    perf report -i "$WORK/perf-$name.data" --no-children --sort sym --stdio -g none 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | head -25 >"$WORK/perf-$name-sym.txt" || true
+  done
+fi
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
 # --- 2. the service against PocketBase and json-server ----------------------------
@@ -181,6 +209,20 @@ HOLD=$!
 for _ in $(seq 1 300); do grep -q holding "$WORK/hold.txt" 2>/dev/null && break; sleep 0.1; done
 RSS_10K=$(rss_kb "$MEM_PID")
 HELD=$(grep -o '[0-9]*' "$WORK/hold.txt" | head -1 || echo 0)
+wait "$HOLD" || true
+kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+# The same for bare axum (same allocator, same runtime), the floor of what a
+# held connection costs in hyper and tokio (issue 15 goal 7).
+"$BIN/verdict-bench-server" bare 127.0.0.1:9402 >/dev/null & PIDS+=($!)
+BARE_MEM_PID=$!
+wait_up http://127.0.0.1:9402/hello
+sleep 1
+BARE_RSS_IDLE=$(rss_kb "$BARE_MEM_PID")
+python3 bench/seed.py hold 127.0.0.1:9402 /hello 10000 4 >"$WORK/hold-bare.txt" &
+HOLD=$!
+for _ in $(seq 1 300); do grep -q holding "$WORK/hold-bare.txt" 2>/dev/null && break; sleep 0.1; done
+BARE_RSS_10K=$(rss_kb "$BARE_MEM_PID")
+BARE_HELD=$(grep -o '[0-9]*' "$WORK/hold-bare.txt" | head -1 || echo 0)
 wait "$HOLD" || true
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
@@ -341,6 +383,7 @@ cargo bench --quiet -p verdict --bench contract -- --sample-count 50 >"$WORK/div
 
 python3 bench/report.py write "$RESULTS" "$WORK" BENCHMARKS.md \
   "rounds=$ROUNDS" "seconds=$DUR" "rss_idle_kb=$RSS_IDLE" "rss_10k_kb=$RSS_10K" "held=$HELD" \
+  "bare_rss_idle_kb=$BARE_RSS_IDLE" "bare_rss_10k_kb=$BARE_RSS_10K" "bare_held=$BARE_HELD" \
   "pinned=${PIN_SERVER[*]:-no}" "rss_overload_before_kb=$RSS_BEFORE" "rss_overload_after_kb=$RSS_AFTER" \
   "rss_after_peer_load_kb=$VERDICT_RSS_AFTER_LOAD" "page_plain=$PAGE_PLAIN" "page_gzip=$PAGE_GZIP" \
   "page_br=$PAGE_BR" "access_lines=$ACCESS_LINES" "gw_cpu_ticks=$GW_CPU" "gw_upstream_cpu_ticks=$UP_CPU" \

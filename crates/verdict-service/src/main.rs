@@ -64,12 +64,19 @@ fn report(done: Result<String, String>) -> std::process::ExitCode {
 /// never lossy: when its buffer is full, logging waits rather than drops a
 /// line. The guard flushes what is left when it drops, at the end of `main`;
 /// a `kill -9` can lose the last few milliseconds of lines, never a write.
+///
+/// That thread writes through a buffer, which it flushes each time it has
+/// written every line waiting: one `write(2)` for a burst of lines under
+/// load instead of one a line, and an idle server's lines still out at once.
 #[must_use = "dropping the guard stops the log's writer thread"]
 fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("verdict-log")
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let filter = EnvFilter::try_from_env("VERDICT_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
