@@ -100,8 +100,9 @@ async fn main() {
                 )
                 .max_in_flight(4096)
                 .timeout(Duration::from_secs(30))
-                .apply(routes())
-                .into_make_service_with_connect_info::<SocketAddr>(),
+                // Served as it is: ConnectInfo included, one router less
+                // than `into_make_service_with_connect_info`.
+                .apply(routes()),
         )
         .with_graceful_shutdown(shutdown)
         .await

@@ -205,15 +205,6 @@ impl IntoResponse for PreconditionOutcome {
 }
 
 impl Preconditions {
-    /// Whether the request made any condition (most make none, and then
-    /// every check passes).
-    pub fn has_conditions(&self) -> bool {
-        self.if_match.is_some()
-            || self.if_none_match.is_some()
-            || self.if_modified_since.is_some()
-            || self.if_unmodified_since.is_some()
-    }
-
     /// Reads the conditional headers of a request.
     pub fn from_parts(parts: &Parts) -> Result<Self, ApiError> {
         let date = |name: HeaderName| {
@@ -482,7 +473,8 @@ where
                 Ok(tagged) => tagged,
                 Err(e) => return Ok(e.into_response()),
             };
-            if !pre.has_conditions() {
+            // Most requests make no condition, and then every check passes.
+            if !pre.is_conditional() {
                 return Ok(Response::from_parts(parts, body));
             }
             let current = Validators::from_headers(&parts.headers);

@@ -45,10 +45,11 @@ use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{IntoMakeService, Route};
+use axum::routing::IntoMakeService;
 use axum::serve::{IncomingStream, Listener};
 use axum::Router;
 use http::Method;
+use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -460,7 +461,7 @@ impl Contract {
             .layer(ClientAddrLayer::new(self.trusted_proxies))
             .service(r);
         ContractService {
-            router: Router::new().fallback_service(whole),
+            app: BoxCloneSyncService::new(whole),
         }
     }
 }
@@ -527,14 +528,27 @@ fn route_exists(router: &Router, template: &str) -> bool {
     }
 }
 
+/// The contract's layers and the router inside them, as one boxed service.
+type BoxedApp = BoxCloneSyncService<Request, Response, Infallible>;
+
 /// A router with the contract applied, as [`Contract::apply`] gives it back:
 /// a service to serve (`axum::serve(listener, app)`, [`crate::server::Server`],
 /// or as a tower service), not a router, so no route can be added after the
 /// checks were stacked. Layers that wrap the whole service can still be added
 /// ([`layer`](Self::layer)).
-#[derive(Clone, Debug)]
+///
+/// It is the contract's service itself, not a router around it: an outer
+/// router would route every request twice (the second time to its only
+/// fallback) and box it once more.
+#[derive(Clone)]
 pub struct ContractService {
-    router: Router,
+    app: BoxedApp,
+}
+
+impl std::fmt::Debug for ContractService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContractService").finish_non_exhaustive()
+    }
 }
 
 impl ContractService {
@@ -542,28 +556,43 @@ impl ContractService {
     /// (metrics, access logs: what should see every response as sent).
     pub fn layer<L>(self, layer: L) -> Self
     where
-        L: Layer<Route> + Clone + Send + Sync + 'static,
+        L: Layer<BoxedApp>,
         L::Service: Service<Request> + Clone + Send + Sync + 'static,
         <L::Service as Service<Request>>::Response: IntoResponse + 'static,
         <L::Service as Service<Request>>::Error: Into<Infallible> + 'static,
         <L::Service as Service<Request>>::Future: Send + 'static,
     {
+        use tower::ServiceExt;
+        let wrapped = layer
+            .layer(self.app)
+            .map_response(IntoResponse::into_response)
+            .map_err(Into::into);
         ContractService {
-            router: self.router.layer(layer),
+            app: BoxCloneSyncService::new(wrapped),
         }
     }
 
-    /// For `hyper` or `axum::serve` with a make-service.
+    /// As a router (its fallback), for what takes one.
+    fn into_router(self) -> Router {
+        Router::new().fallback_service(self.app)
+    }
+
+    /// For `hyper` or `axum::serve` with a make-service. (`axum::serve(listener,
+    /// app)` with the service itself routes each request once less, and
+    /// gives handlers the peer's address too.)
     pub fn into_make_service(self) -> IntoMakeService<Router> {
-        self.router.into_make_service()
+        self.into_router().into_make_service()
     }
 
     /// For `axum::serve`, with the peer's address in each request's
     /// extensions (rate limits of anonymous callers key on it).
+    /// `axum::serve(listener, app)` with the service itself does the same
+    /// for less.
     pub fn into_make_service_with_connect_info<C>(
         self,
     ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, C> {
-        self.router.into_make_service_with_connect_info::<C>()
+        self.into_router()
+            .into_make_service_with_connect_info::<C>()
     }
 }
 
@@ -574,28 +603,63 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = <Router as Service<http::Request<B>>>::Future;
+    type Future = <BoxedApp as Service<Request>>::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Service::<http::Request<B>>::poll_ready(&mut self.router, cx)
+        self.app.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        self.router.call(req)
+        self.app.call(req.map(axum::body::Body::new))
     }
 }
 
-/// For `axum::serve(listener, app)`.
-impl<L: Listener> Service<IncomingStream<'_, L>> for ContractService {
-    type Response = Router;
+/// For `axum::serve(listener, app)`: each connection's requests carry the
+/// peer's address as axum's `ConnectInfo<L::Addr>` (`ConnectInfo<SocketAddr>`
+/// on TCP), as `into_make_service_with_connect_info` would give them.
+impl<L: Listener> Service<IncomingStream<'_, L>> for ContractService
+where
+    L::Addr: Clone + Send + Sync + 'static,
+{
+    type Response = Connected<L::Addr>;
     type Error = Infallible;
-    type Future = std::future::Ready<Result<Router, Infallible>>;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _stream: IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(self.router.clone()))
+    fn call(&mut self, stream: IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok(Connected {
+            app: self.clone(),
+            peer: stream.remote_addr().clone(),
+        }))
+    }
+}
+
+/// A [`ContractService`] on one connection of `axum::serve`: puts the
+/// peer's address in each request's extensions.
+#[derive(Clone, Debug)]
+pub struct Connected<A> {
+    app: ContractService,
+    peer: A,
+}
+
+impl<A> Service<Request> for Connected<A>
+where
+    A: Clone + Send + Sync + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = <BoxedApp as Service<Request>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.app.app.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer.clone()));
+        self.app.app.call(req)
     }
 }

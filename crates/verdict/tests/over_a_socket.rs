@@ -105,3 +105,33 @@ async fn handlers_see_the_request_id_the_client_gets() {
     );
     assert_eq!(body.len(), 36, "a UUID: {body}");
 }
+
+#[tokio::test]
+async fn served_as_it_is_the_contract_gives_handlers_the_peers_address() {
+    // `axum::serve(listener, app)` with no make-service: the cheaper path
+    // (no router around the contract) keeps ConnectInfo, so rate limits of
+    // anonymous callers still key on the address.
+    let routes = Router::new().route(
+        "/peer",
+        get(
+            |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>| async move {
+                peer.ip().to_string()
+            },
+        ),
+    );
+    let app = Contract::new(Preset::standard())
+        .rate_limit(
+            Arc::new(InMemoryStore::new()),
+            Some(Quota::new(1, Duration::from_secs(60))),
+        )
+        .apply(routes);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (status, head, body) = exchange(addr, "GET /peer").await;
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(body, "127.0.0.1");
+    assert!(head.contains("x-request-id: "), "{head}");
+    let (status, head, _) = exchange(addr, "GET /peer").await;
+    assert_eq!(status, 429, "the address's quota of one is spent: {head}");
+}
