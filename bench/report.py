@@ -15,6 +15,29 @@ from collections import defaultdict
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
+def perf_shares(report):
+    """Sums a flat `perf report --sort sym` by who owns each symbol."""
+    owners = [("verdict", "the contract's layers (verdict)"), ("hyper", "hyper"), ("tokio", "tokio"),
+              ("axum", "axum/tower/http"), ("tower", "axum/tower/http"), ("http::", "axum/tower/http"),
+              ("mi_", "allocator"), ("governor", "governor/dashmap"), ("dashmap", "governor/dashmap")]
+    totals = defaultdict(float)
+    for line in report.splitlines():
+        m = re.match(r"\s*([0-9.]+)%\s+\[(.)\]\s+(.*)", line)
+        if not m:
+            continue
+        pct, kind, sym = float(m.group(1)), m.group(2), m.group(3)
+        if kind == "k":
+            totals["kernel"] += pct
+            continue
+        for needle, owner in owners:
+            if needle in sym:
+                totals[owner] += pct
+                break
+        else:
+            totals["other (libc, std, the handler)"] += pct
+    return sorted(totals.items(), key=lambda kv: -kv[1])
+
+
 def cpu_split_section(work, w):
     """Section 1's server CPU per request (user, system) and perf's top symbols."""
     try:
@@ -50,12 +73,16 @@ def cpu_split_section(work, w):
             continue
         if not dso:
             continue
-        w("<details><summary><code>perf record -g</code> of %s under load: by object, then the top symbols</summary>" % name)
+        shares = perf_shares(sym)
+        w("`perf record -g` of %s under load, its samples by owner: %s." % (
+            name, ", ".join("%s %.0f%%" % (k, v) for k, v in shares)))
+        w("")
+        w("<details><summary>by object, then the top symbols</summary>")
         w("")
         w("```")
         w(dso)
         w("")
-        w(sym)
+        w("\n".join(sym.splitlines()[:25]))
         w("```")
         w("</details>")
         w("")

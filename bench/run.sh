@@ -105,7 +105,7 @@ if command -v perf >/dev/null && perf record -o /dev/null -- true >/dev/null 2>&
     perf report -i "$WORK/perf-$name.data" --no-children --sort dso --stdio -g none 2>/dev/null \
       | grep -v '^#' | grep -v '^$' | head -5 >"$WORK/perf-$name-dso.txt" || true
     perf report -i "$WORK/perf-$name.data" --no-children --sort sym --stdio -g none 2>/dev/null \
-      | grep -v '^#' | grep -v '^$' | head -25 >"$WORK/perf-$name-sym.txt" || true
+      | grep -v '^#' | grep -v '^$' >"$WORK/perf-$name-sym.txt" || true
   done
 fi
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
