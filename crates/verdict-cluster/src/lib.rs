@@ -469,6 +469,14 @@ impl RateLimitStore for SharedLimits {
     ) -> BoxFuture<'a, Result<RateDecision, ApiError>> {
         Box::pin(self.0.rate(key, quota))
     }
+
+    /// Without Redis the decision is the in-process limiter's, made at once.
+    fn check_now(&self, key: &str, quota: Quota) -> Option<Result<RateDecision, ApiError>> {
+        match &self.0.redis {
+            None => Some(Ok(self.0.local_limits.decide(key, quota))),
+            Some(_) => None,
+        }
+    }
 }
 
 /// Follows the shared maintenance state every second (when shared).

@@ -61,6 +61,10 @@ impl Guard for BodyLimitGuard {
     type State = ();
 
     async fn check(&self, req: &mut Request) -> Result<(), ApiError> {
+        // No body (most GETs): nothing to limit, nothing to wrap.
+        if http_body::Body::is_end_stream(req.body()) {
+            return Ok(());
+        }
         let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str());
         let limit = *self.table.get(req.method(), path);
         let declared = req

@@ -91,6 +91,13 @@ impl Guard for AcceptGuard {
         if offered.is_empty() {
             return Ok(());
         }
+        // No `Accept` takes anything: the route's first representation,
+        // with no parsing (most API clients send none).
+        if !req.headers().contains_key(http::header::ACCEPT) {
+            let first = offered[0].clone();
+            req.extensions_mut().insert(Negotiated(first));
+            return Ok(());
+        }
         let accept = AcceptHeader::from_headers(req.headers());
         let names: Vec<&str> = offered.iter().map(|s| &**s).collect();
         match accept.negotiate(&names) {

@@ -80,7 +80,13 @@ impl RateLimitGuard {
             .and_then(|p| p.rate_limit())
             .or(self.default_quota)?;
         let key = match principal {
-            Some(p) => format!("sub:{}", p.subject()),
+            Some(p) => {
+                let subject = p.subject();
+                let mut key = String::with_capacity(4 + subject.len());
+                key.push_str("sub:");
+                key.push_str(subject);
+                key
+            }
             // Behind trusted proxies, the address they report (client_addr).
             None => match ClientAddr::of(req.extensions()) {
                 Some(ClientAddr(ip)) => format!("ip:{ip}"),
@@ -98,7 +104,10 @@ impl Guard for RateLimitGuard {
         let Some((key, quota)) = self.key_and_quota(req) else {
             return Ok(None);
         };
-        let decision = self.store.check(&key, quota).await?;
+        let decision = match self.store.check_now(&key, quota) {
+            Some(decision) => decision?,
+            None => self.store.check(&key, quota).await?,
+        };
         if decision.allowed {
             return Ok(Some(decision));
         }

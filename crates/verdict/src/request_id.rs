@@ -33,6 +33,9 @@ use crate::ApiError;
 /// The header's name.
 pub const HEADER: &str = "x-request-id";
 
+/// [`HEADER`] as a header name, made at compile time.
+const HEADER_NAME: HeaderName = HeaderName::from_static(HEADER);
+
 /// The longest client-given id kept; a longer one is replaced.
 const MAX_LEN: usize = 128;
 
@@ -72,7 +75,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let name = HeaderName::from_static(HEADER);
+        let name = HEADER_NAME;
         let id = match req.headers().get(&name) {
             Some(v) if acceptable(v) => v.clone(),
             _ => {
@@ -113,9 +116,7 @@ where
         let this = self.project();
         let mut res = ready!(this.inner.poll(cx))?;
         if let Some(id) = this.id.take() {
-            res.headers_mut()
-                .entry(HeaderName::from_static(HEADER))
-                .or_insert(id);
+            res.headers_mut().entry(HEADER_NAME).or_insert(id);
         }
         Poll::Ready(Ok(res))
     }

@@ -48,8 +48,21 @@ pub async fn log(route: &'static str, req: Request, next: Next) -> Response {
         bytes,
         request_id,
         token,
-        client = %client.map_or_else(|| "-".to_string(), |c| c.to_string()),
+        client = %OrDash(client),
         "request"
     );
     res
+}
+
+/// A field's value, or `-` when there is none: written straight into the
+/// line, with no string of its own.
+struct OrDash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }

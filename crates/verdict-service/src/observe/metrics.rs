@@ -139,21 +139,53 @@ impl Routes {
     }
 }
 
+/// The handles of one (route, method, status)'s request metrics.
+#[derive(Clone)]
+struct RequestMetrics {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+thread_local! {
+    /// Each thread's handles, by (route, method, status). `metrics::counter!`
+    /// with labels builds its key (a label vector, the status as a string),
+    /// hashes it and looks it up in the recorder's registry on every call;
+    /// a handle, once had, records without any of that. Route and method
+    /// labels are `'static` and few, statuses are few: the map stays small.
+    static REQUEST_METRICS: std::cell::RefCell<
+        std::collections::HashMap<(&'static str, &'static str, u16), RequestMetrics>,
+    > = std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn request_metrics(route: &'static str, method: &'static str, status: u16) -> RequestMetrics {
+    REQUEST_METRICS.with(|cache| {
+        cache
+            .borrow_mut()
+            .entry((route, method, status))
+            .or_insert_with(|| RequestMetrics {
+                requests: metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status.to_string()),
+                duration: metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method),
+            })
+            .clone()
+    })
+}
+
 /// The middleware, around the whole service: metrics, and the access log
 /// line (with the same route label).
 pub async fn track(routes: Arc<Routes>, req: Request, next: Next) -> Response {
+    static IN_FLIGHT: OnceLock<metrics::Gauge> = OnceLock::new();
     let start = Instant::now();
     let method = verdict::access_log::method_label(req.method());
     let route = routes.label(req.uri().path());
-    let in_flight = metrics::gauge!("http_requests_in_flight");
+    // The recorder is installed before the first request (`crate::build`),
+    // so the handle kept here is the recorder's.
+    let in_flight = IN_FLIGHT.get_or_init(|| metrics::gauge!("http_requests_in_flight"));
     in_flight.increment(1.0);
     let res = super::access::log(route, req, next).await;
     in_flight.decrement(1.0);
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
-        .record(start.elapsed().as_secs_f64());
+    let handles = request_metrics(route, method, res.status().as_u16());
+    handles.requests.increment(1);
+    handles.duration.record(start.elapsed().as_secs_f64());
     if let Some(error) = verdict::format::rendered_error(&res) {
         // Codes come from the catalogs, a bounded set.
         metrics::counter!("http_problems_total", "code" => error.code().to_string()).increment(1);
