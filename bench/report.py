@@ -67,8 +67,8 @@ def cpu_split_section(work, w):
     w("")
     for name in ["bare", "stacked"]:
         try:
-            dso = open(os.path.join(work, "perf-%s-dso.txt" % name)).read().strip()
-            sym = open(os.path.join(work, "perf-%s-sym.txt" % name)).read().strip()
+            dso = open(os.path.join(work, "perf-%s-dso.txt" % name)).read().strip("\n")
+            sym = open(os.path.join(work, "perf-%s-sym.txt" % name)).read().strip("\n")
         except OSError:
             continue
         if not dso:
@@ -242,10 +242,11 @@ def write(results, work, out, extra):
         gp, gj = (3.0, 10.0) if kind == "read" else (2.0, 30.0)
         w("| %s: >= %.0fx PocketBase | %.2fx | %s |" % (label, gp, rp, goal(rp >= gp)))
         w("| %s: >= %.0fx json-server | %.1fx | %s |" % (label, gj, rj, goal(rj >= gj)))
-    # Issue 15: a record read against section 1's bare axum static JSON
-    # (same rounds of the same run, not back to back: sections apart).
-    rb = ratio("verdict_get_one", "bare_ok")
-    w("| GET one (the whole stack, a token, SQLite, the record cache): >= 0.45x bare axum's static JSON (section 1) | %.2fx | %s |" % (rb, goal(rb >= 0.45)))
+    # Issue 15: a record read against bare axum's static JSON, measured
+    # in the same round just before (section 1's figure is minutes apart).
+    rb = ratio("verdict_get_one", "bare_static")
+    w("| GET one (the whole stack, a token, SQLite, the record cache): >= 0.45x bare axum's static JSON (run in the same rounds) | %.2fx (%.0f against %.0f req/s) | %s |" % (
+        rb, med("verdict_get_one"), med("bare_static"), goal(rb >= 0.45)))
     counters = {}
     try:
         for line in open(os.path.join(work, "verdict-metrics.txt")):

@@ -121,7 +121,11 @@ PB="$TOOLS/venv/bin/pocketbase"
 "$PB" serve --http 127.0.0.1:9202 --dir "$WORK/pb_data" >/dev/null 2>&1 & PIDS+=($!)
 echo '{"books": []}' >"$WORK/db.json"
 (cd "$WORK" && exec "$TOOLS/node/node_modules/.bin/json-server" --port 9203 --host 127.0.0.1 --quiet db.json >/dev/null 2>&1) & PIDS+=($!)
+# Bare axum's static JSON, measured in the same rounds as GET one (issue 15
+# goal 4: the ratio of two runs back to back, not of sections minutes apart).
+"$BIN/verdict-bench-server" bare 127.0.0.1:9204 >/dev/null & PIDS+=($!)
 wait_up http://127.0.0.1:9201/health; wait_up http://127.0.0.1:9202/api/health; wait_up http://127.0.0.1:9203/books
+wait_up http://127.0.0.1:9204/hello
 
 curl -sf -X POST http://127.0.0.1:9201/v1/collections -H "Authorization: Bearer $ADMIN" \
   -H 'Content-Type: application/json' -d '{"name": "books"}' >/dev/null
@@ -155,6 +159,7 @@ peer() { # SYSTEM OP ROUND: one wrk run of crud.lua, in a subshell for its envir
   )
 }
 for r in $(seq 1 "$ROUNDS"); do
+  run_wrk bare_static "$r" 32 http://127.0.0.1:9204/hello
   for op in get_one get_page post patch post_delete; do
     for sys in verdict pocketbase jsonserver; do
       peer "$sys" "$op" "$r"
