@@ -66,27 +66,31 @@ def cpu_split_section(work, w):
             w("| %s | %.2f | %.2f | %.2f |" % (name, u, k, u + k))
     w("")
     for name in ["bare", "stacked"]:
-        try:
-            dso = open(os.path.join(work, "perf-%s-dso.txt" % name)).read().strip("\n")
-            sym = open(os.path.join(work, "perf-%s-sym.txt" % name)).read().strip("\n")
-        except OSError:
-            continue
-        if not dso:
-            continue
-        shares = perf_shares(sym)
-        w("`perf record -g` of %s under load, its samples by owner: %s." % (
-            name, ", ".join("%s %.0f%%" % (k, v) for k, v in shares)))
-        w("")
-        w("<details><summary>by object, then the top symbols</summary>")
-        w("")
-        w("```")
-        w(dso)
-        w("")
-        w("\n".join(sym.splitlines()[:25]))
-        w("```")
-        w("</details>")
-        w("")
+        perf_block(work, w, name, name + " under load")
 
+
+def perf_block(work, w, name, label):
+    """One `perf record -g` (bench/run.sh `profile`): shares by owner, then the top symbols."""
+    try:
+        dso = open(os.path.join(work, "perf-%s-dso.txt" % name)).read().strip("\n")
+        sym = open(os.path.join(work, "perf-%s-sym.txt" % name)).read().strip("\n")
+    except OSError:
+        return
+    if not dso:
+        return
+    shares = perf_shares(sym)
+    w("`perf record -g` of %s, its samples by owner: %s." % (
+        label, ", ".join("%s %.0f%%" % (k, v) for k, v in shares)))
+    w("")
+    w("<details><summary>by object, then the top symbols</summary>")
+    w("")
+    w("```")
+    w(dso)
+    w("")
+    w("\n".join(sym.splitlines()[:25]))
+    w("```")
+    w("</details>")
+    w("")
 
 def ms(text):
     m = re.match(r"([\d.]+)(us|ms|s)", text)
@@ -265,6 +269,7 @@ def write(results, work, out, extra):
     w("")
     w("Non-2xx answers during these runs (a sanity check; should be none): %s." % (bad or "none"))
     w("")
+    perf_block(work, w, "get_one", "`verdict serve` under the GET one load (goal 4)")
 
     w("## 3. Overload")
     w("")
@@ -308,6 +313,7 @@ def write(results, work, out, extra):
     except Exception:
         pass
     w("")
+    perf_block(work, w, "shed", "the pinned server under the overload, nearly every answer a shed (goal 5)")
 
     w("## 4. Memory")
     w("")

@@ -65,6 +65,26 @@ run_wrk_1() {
 
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
 
+# profile NAME PID LOAD...: `perf record -g` of PID for DUR seconds while the
+# command LOAD runs (issue 15: a profile for each missed goal), reduced to
+# perf-NAME-dso.txt and perf-NAME-sym.txt for report.py. Skipped where perf
+# cannot record (no perf, or perf_event_paranoid forbids it).
+PERF_OK=0
+if command -v perf >/dev/null && perf record -o /dev/null -- true >/dev/null 2>&1; then PERF_OK=1; fi
+profile() {
+  local name=$1 pid=$2 loader; shift 2
+  [ "$PERF_OK" = 1 ] || return 0
+  "$@" >/dev/null 2>&1 &
+  loader=$!
+  sleep 1
+  perf record -q -F 999 -g -p "$pid" -o "$WORK/perf-$name.data" -- sleep "$DUR" >/dev/null 2>&1 || true
+  wait "$loader" || true
+  perf report -i "$WORK/perf-$name.data" --no-children --sort dso --stdio -g none 2>/dev/null \
+    | grep -v '^#' | grep -v '^$' | head -5 >"$WORK/perf-$name-dso.txt" || true
+  perf report -i "$WORK/perf-$name.data" --no-children --sort sym --stdio -g none 2>/dev/null \
+    | grep -v '^#' | grep -v '^$' >"$WORK/perf-$name-sym.txt" || true
+}
+
 # --- 1. the cost of the contract -------------------------------------------------
 say "1. the contract's cost: bare axum vs the full stack"
 "$BIN/verdict-bench-server" bare 127.0.0.1:9101 >/dev/null & PIDS+=($!)
@@ -94,20 +114,8 @@ cpu_split() { # NAME PID PORT: "name user_ticks sys_ticks requests" into cpu-spl
 for r in $(seq 1 "$ROUNDS"); do
   cpu_split bare "${PIDS[0]}" 9101; cpu_split stacked "${PIDS[1]}" 9102; cpu_split assembled "${PIDS[2]}" 9103
 done
-if command -v perf >/dev/null && perf record -o /dev/null -- true >/dev/null 2>&1; then
-  for side in 0:bare:9101 1:stacked:9102; do
-    IFS=: read -r i name port <<<"$side"
-    wrk -t2 -c32 -d"$((DUR + 2))s" "http://127.0.0.1:$port/hello" -H 'Authorization: Bearer bench' >/dev/null 2>&1 &
-    LOADER=$!
-    sleep 1
-    perf record -q -F 999 -g -p "${PIDS[$i]}" -o "$WORK/perf-$name.data" -- sleep "$DUR" >/dev/null 2>&1 || true
-    wait "$LOADER" || true
-    perf report -i "$WORK/perf-$name.data" --no-children --sort dso --stdio -g none 2>/dev/null \
-      | grep -v '^#' | grep -v '^$' | head -5 >"$WORK/perf-$name-dso.txt" || true
-    perf report -i "$WORK/perf-$name.data" --no-children --sort sym --stdio -g none 2>/dev/null \
-      | grep -v '^#' | grep -v '^$' >"$WORK/perf-$name-sym.txt" || true
-  done
-fi
+profile bare "${PIDS[0]}" wrk -t2 -c32 -d"$((DUR + 2))s" http://127.0.0.1:9101/hello -H 'Authorization: Bearer bench'
+profile stacked "${PIDS[1]}" wrk -t2 -c32 -d"$((DUR + 2))s" http://127.0.0.1:9102/hello -H 'Authorization: Bearer bench'
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
 # --- 2. the service against PocketBase and json-server ----------------------------
@@ -167,6 +175,10 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 VERDICT_RSS_AFTER_LOAD=$(rss_kb "$VERDICT_PID")
+# What a record read spends its time on (goal 4), under the same GET one load.
+profile get_one "$VERDICT_PID" env OP=get_one SEEDED="$SEEDED" ROUND=0 AUTH="Bearer $ADMIN" \
+  ITEM=/v1/collections/books/records/%s LIST=/v1/collections/books/records \
+  wrk -t2 -c32 -d"$((DUR + 2))s" -s "$ROOT/bench/crud.lua" http://127.0.0.1:9201
 curl -s http://127.0.0.1:9201/metrics >"$WORK/verdict-metrics.txt" || true  # writes per commit
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
@@ -198,6 +210,9 @@ LOAD=$!
 sleep 1
 "${PIN_PROBE[@]}" "$BIN/verdict-bench-server" probe 127.0.0.1:9301 /v1/collections "$DUR" "Bearer $ADMIN" >"$WORK/probe.json"
 wait "$LOAD" || true
+# The pinned server under the same overload, profiled apart from the probe's
+# measurement (goal 5): nearly every answer is a shed.
+profile shed "$OVER_PID" "${PIN_LOAD[@]}" wrk -t2 -c64 -d"$((DUR + 2))s" http://127.0.0.1:9301/v1/collections "${DELAY[@]}"
 RSS_AFTER=$(rss_kb "$OVER_PID")
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
