@@ -65,6 +65,22 @@ run_wrk_1() {
 
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
 
+# held_memory PID HOST:PORT PATH NAME: "idle_kb full_kb held" of a server
+# idle, then holding 10,000 keep-alive connections after one request each.
+held_memory() {
+  local pid=$1 addr=$2 path=$3 out="$WORK/hold-$4.txt" idle full held hold
+  wait_up "http://$addr$path"
+  sleep 1
+  idle=$(rss_kb "$pid")
+  python3 bench/seed.py hold "$addr" "$path" 10000 4 >"$out" &
+  hold=$!
+  for _ in $(seq 1 300); do grep -q holding "$out" 2>/dev/null && break; sleep 0.1; done
+  full=$(rss_kb "$pid")
+  held=$(grep -o '[0-9]*' "$out" | head -1 || echo 0)
+  wait "$hold" || true
+  echo "$idle $full $held"
+}
+
 # profile NAME PID LOAD...: `perf record -g` of PID for DUR seconds while the
 # command LOAD runs (issue 15: a profile for each missed goal), reduced to
 # perf-NAME-dso.txt and perf-NAME-sym.txt for report.py. Skipped where perf
@@ -221,29 +237,13 @@ say "4. memory: idle, and with 10,000 keep-alive connections"
 "$BIN/verdict" serve --listen 127.0.0.1:9401 --data "$WORK/memory/verdict.db" --admin-token "$ADMIN" \
   --rate-limit off --max-in-flight 100000 >/dev/null 2>&1 & PIDS+=($!)
 MEM_PID=$!
-wait_up http://127.0.0.1:9401/health
-sleep 1
-RSS_IDLE=$(rss_kb "$MEM_PID")
-python3 bench/seed.py hold 127.0.0.1:9401 /health 10000 4 >"$WORK/hold.txt" &
-HOLD=$!
-for _ in $(seq 1 300); do grep -q holding "$WORK/hold.txt" 2>/dev/null && break; sleep 0.1; done
-RSS_10K=$(rss_kb "$MEM_PID")
-HELD=$(grep -o '[0-9]*' "$WORK/hold.txt" | head -1 || echo 0)
-wait "$HOLD" || true
+read -r RSS_IDLE RSS_10K HELD < <(held_memory "$MEM_PID" 127.0.0.1:9401 /health verdict)
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 # The same for bare axum (same allocator, same runtime), the floor of what a
 # held connection costs in hyper and tokio (issue 15 goal 7).
 "$BIN/verdict-bench-server" bare 127.0.0.1:9402 >/dev/null & PIDS+=($!)
 BARE_MEM_PID=$!
-wait_up http://127.0.0.1:9402/hello
-sleep 1
-BARE_RSS_IDLE=$(rss_kb "$BARE_MEM_PID")
-python3 bench/seed.py hold 127.0.0.1:9402 /hello 10000 4 >"$WORK/hold-bare.txt" &
-HOLD=$!
-for _ in $(seq 1 300); do grep -q holding "$WORK/hold-bare.txt" 2>/dev/null && break; sleep 0.1; done
-BARE_RSS_10K=$(rss_kb "$BARE_MEM_PID")
-BARE_HELD=$(grep -o '[0-9]*' "$WORK/hold-bare.txt" | head -1 || echo 0)
-wait "$HOLD" || true
+read -r BARE_RSS_IDLE BARE_RSS_10K BARE_HELD < <(held_memory "$BARE_MEM_PID" 127.0.0.1:9402 /hello bare)
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
 # --- 6. what operators' features cost ---------------------------------------------

@@ -381,12 +381,8 @@ impl EntityTag {
     /// and its quoted copy would cost three.
     #[cfg(feature = "etag")]
     pub fn header_value_for_content(bytes: &[u8]) -> HeaderValue {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let hash = xxhash_rust::xxh3::xxh3_128(bytes);
         let mut quoted = [b'"'; 34];
-        for (i, slot) in quoted[1..33].iter_mut().enumerate() {
-            *slot = HEX[((hash >> (124 - 4 * i)) & 0xf) as usize];
-        }
+        quoted[1..33].copy_from_slice(&crate::ids::lower_hex(xxhash_rust::xxh3::xxh3_128(bytes)));
         HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(quoted))
             .expect("a quoted hex digest is a valid header value")
     }

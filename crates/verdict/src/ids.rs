@@ -37,16 +37,22 @@ pub(crate) fn new_id_bytes() -> [u8; 36] {
     // Version 4, variant 10xx: the shape of a random UUID.
     bits = (bits & !(0xf << 76)) | (0x4 << 76);
     bits = (bits & !(0x3 << 62)) | (0x2 << 62);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hex = lower_hex(bits);
     let mut out = [b'-'; 36];
-    let mut digit = 0;
+    // 8-4-4-4-12, the dashes between.
+    for (from, to, len) in [(0, 0, 8), (8, 9, 4), (12, 14, 4), (16, 19, 4), (20, 24, 12)] {
+        out[to..to + len].copy_from_slice(&hex[from..from + len]);
+    }
+    out
+}
+
+/// `bits` as 32 lowercase hex digits, most significant first, on the stack
+/// (ids and content ETags are made per request; `format!` allocates).
+pub(crate) fn lower_hex(bits: u128) -> [u8; 32] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0; 32];
     for (i, slot) in out.iter_mut().enumerate() {
-        // The dashes of 8-4-4-4-12 stay where they are.
-        if matches!(i, 8 | 13 | 18 | 23) {
-            continue;
-        }
-        *slot = HEX[((bits >> (124 - 4 * digit)) & 0xf) as usize];
-        digit += 1;
+        *slot = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
     }
     out
 }
