@@ -31,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::net::TcpListener;
 
 use crate::config::ServeArgs;
-use crate::state::AppState;
+use crate::state::{AppState, StateParts};
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{StorageError, Stores};
 
@@ -109,7 +109,7 @@ pub async fn build(config: ServeArgs, storage: Stores) -> Result<Service, Storag
             }
         }
     }
-    let state = AppState {
+    let state = AppState::new(StateParts {
         shared,
         storage,
         preset: config.preset.clone(),
@@ -118,7 +118,7 @@ pub async fn build(config: ServeArgs, storage: Stores) -> Result<Service, Storag
         schemas: Default::default(),
         jobs: Default::default(),
         app: Arc::new(OnceLock::new()),
-    };
+    });
     let router = router::router(state.clone());
     jobs::worker::spawn_worker(state.clone());
     jobs::expiry::spawn(state.clone());

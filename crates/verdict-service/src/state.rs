@@ -8,9 +8,31 @@ use verdict::Preset;
 use crate::config::ServeArgs;
 use crate::storage::Stores;
 
-/// Shared state of one server.
+/// Shared state of one server: one `Arc`, so that axum's clones of it (the
+/// handler's service, each `State` extractor: several per request) count
+/// one reference instead of a dozen. Cloned field by field, its `Arc`s were
+/// about 6% of a record read's samples under load (`perf record -g`,
+/// BENCHMARKS.md): each count is a cache line the two workers fight over.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateParts>);
+
+impl AppState {
+    /// The state made of its parts.
+    pub fn new(parts: StateParts) -> Self {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateParts;
+
+    fn deref(&self) -> &StateParts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct StateParts {
     /// The stores (tokens and collections behind the cache).
     pub storage: Stores,
     /// The command line it was started with.
@@ -29,7 +51,7 @@ pub struct AppState {
     pub app: Arc<OnceLock<verdict::ContractService>>,
 }
 
-impl AppState {
+impl StateParts {
     /// The preset errors are rendered with: `--preset`, with `--error-format`
     /// over its format.
     pub fn error_preset(&self) -> Preset {
