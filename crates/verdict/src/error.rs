@@ -620,16 +620,23 @@ impl ApiError {
         self.inner.upgrade.as_ref()
     }
 
-    /// Logs the error, once, when the normalizing layer sends it (inside the
-    /// request's span, which carries its request id); `ran` is how long the
+    /// Logs the error, once, when the normalizing layer sends it, with the
+    /// request it answers (its id, method and path); `ran` is how long the
     /// request took. A 500 is an incident (error, with its incident id and
     /// cause); 502-504 are the service's trouble (warn); 501 and 4xx are the
     /// client's (debug).
-    pub(crate) fn log(&self, ran: std::time::Duration) {
+    pub(crate) fn log(
+        &self,
+        ran: std::time::Duration,
+        request_id: &str,
+        method: &Method,
+        path: &str,
+    ) {
         let status = self.inner.status.as_u16();
         let code = &*self.inner.code;
         let cause = self.inner.cause.as_deref().unwrap_or("-");
         let elapsed_ms = ran.as_secs_f64() * 1000.0;
+        let method = method.as_str();
         match status {
             500 => tracing::error!(
                 status,
@@ -637,10 +644,30 @@ impl ApiError {
                 incident_id = self.inner.incident_id.as_deref().unwrap_or("-"),
                 cause,
                 elapsed_ms,
+                request_id,
+                method,
+                path,
                 "request failed"
             ),
-            502..=599 => tracing::warn!(status, code, cause, elapsed_ms, "request failed"),
-            _ => tracing::debug!(status, code, cause, "request refused"),
+            502..=599 => tracing::warn!(
+                status,
+                code,
+                cause,
+                elapsed_ms,
+                request_id,
+                method,
+                path,
+                "request failed"
+            ),
+            _ => tracing::debug!(
+                status,
+                code,
+                cause,
+                request_id,
+                method,
+                path,
+                "request refused"
+            ),
         }
     }
 }
