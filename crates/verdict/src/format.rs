@@ -79,7 +79,15 @@ impl ErrorFormat {
     /// The format for a request: one the client names in `Accept`
     /// (`application/problem+json`, `application/vnd.api+json`), else `default`.
     pub fn negotiate(headers: &HeaderMap, default: ErrorFormat) -> ErrorFormat {
-        if !headers.contains_key(http::header::ACCEPT) {
+        // Only a media type ending in `+json` can pick a format: without one
+        // (no `Accept`, `*/*`, `application/json`: nearly every request),
+        // nothing need be parsed.
+        let names_a_json_suffix = headers.get_all(http::header::ACCEPT).iter().any(|v| {
+            v.as_bytes()
+                .windows(5)
+                .any(|w| w.eq_ignore_ascii_case(b"+json"))
+        });
+        if !names_a_json_suffix {
             return default;
         }
         let accept = AcceptHeader::from_headers(headers);

@@ -91,11 +91,21 @@ impl Guard for AcceptGuard {
         if offered.is_empty() {
             return Ok(());
         }
-        // No `Accept` takes anything: the route's first representation,
-        // with no parsing (most API clients send none).
-        if !req.headers().contains_key(http::header::ACCEPT) {
-            let first = offered[0].clone();
-            req.extensions_mut().insert(Negotiated(first));
+        // No `Accept`, or one that is `*/*` or names an offered type
+        // exactly (what most clients send): that representation, with no
+        // parsing.
+        let at_once = {
+            let mut values = req.headers().get_all(http::header::ACCEPT).iter();
+            match (values.next(), values.next()) {
+                (None, _) => Some(&offered[0]),
+                (Some(v), None) if v.as_bytes() == b"*/*" => Some(&offered[0]),
+                (Some(v), None) => offered.iter().find(|o| o.as_bytes() == v.as_bytes()),
+                _ => None,
+            }
+        };
+        if let Some(chosen) = at_once {
+            let chosen = chosen.clone();
+            req.extensions_mut().insert(Negotiated(chosen));
             return Ok(());
         }
         let accept = AcceptHeader::from_headers(req.headers());
