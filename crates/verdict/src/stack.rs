@@ -425,19 +425,20 @@ impl Contract {
                     ),
                 ),
             );
-            // One route layer for the three concerns, outermost first: axum
-            // boxes each route layer's service and its future per request,
-            // so three route layers cost three of each, one costs one.
+            // One route layer for the four concerns, outermost first: axum
+            // boxes each route layer's service and its future per request
+            // (and `Router::layer` as much again), so four route layers cost
+            // four of each, one costs one.
             r = r.route_layer(
                 ServiceBuilder::new()
                     .option_layer(self.timeout.map(DeadlineLayer::new))
                     .layer(GuardLayer::from_guard(checks))
-                    .option_layer(self.etag.then_some(ETagLayer)),
+                    .option_layer(self.etag.then_some(ETagLayer))
+                    // The body-limit guard enforces each route's limit; axum's
+                    // own default (2 MiB for `Bytes`, `String`, `Json`) would
+                    // silently cap every route below a larger configured limit.
+                    .layer(axum::extract::DefaultBodyLimit::disable()),
             );
-            // The body-limit guard enforces each route's limit; axum's own
-            // default (2 MiB for `Bytes`, `String`, `Json`) would silently cap
-            // every route below a larger configured limit.
-            r = r.layer(axum::extract::DefaultBodyLimit::disable());
             // After the route layers, so that no check runs before a 405.
             r = r.method_not_allowed_fallback(method_not_allowed);
         }

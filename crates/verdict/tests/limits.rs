@@ -205,3 +205,24 @@ async fn oversized_uris_and_header_sections_get_414_and_431_with_bodies() {
     let s = stack(Preset::by_name("seed-004").unwrap());
     assert_eq!(req("GET", &long).send(&s.app).await.status, 400);
 }
+
+/// axum caps `String`, `Bytes` and `Json` bodies at 2 MiB unless told
+/// otherwise; the contract's own limit is the only one, above 2 MiB too.
+#[tokio::test]
+async fn a_body_over_axums_2_mib_default_passes_when_the_contract_allows_more() {
+    let routes = axum::Router::new().route(
+        "/uploads",
+        axum::routing::post(|body: String| async move { body.len().to_string() }),
+    );
+    let app = Contract::new(Preset::standard())
+        .max_body(4 << 20)
+        .apply(routes);
+    let three_mib = format!("\"{}\"", "a".repeat((3 << 20) - 2));
+    let ok = req("POST", "/uploads").json(&three_mib).send(&app).await;
+    assert_eq!(ok.status, 200, "{:?}", String::from_utf8_lossy(&ok.bytes));
+    assert_eq!(ok.bytes, (3usize << 20).to_string());
+    let five_mib = format!("\"{}\"", "a".repeat((5 << 20) - 2));
+    let refused = req("POST", "/uploads").json(&five_mib).send(&app).await;
+    assert_eq!(refused.status, 413);
+    assert_error_shape(&refused);
+}
