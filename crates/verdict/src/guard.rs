@@ -4,6 +4,12 @@
 //! Each concern (406, 415, 413, 401, 429, 403, 503...) is its own guard in its
 //! own module; this module only turns a guard into a tower [`Layer`].
 //!
+//! A [`Check`] is the simpler kind: it decides at once, from the request
+//! alone, and leaves nothing to finish (414/431, 410). Its layer calls the
+//! service inside it directly, with no boxed future and no copy of that
+//! service per request, which a [`Guard`]'s layer needs because its check
+//! may wait.
+//!
 //! ```
 //! use axum::{extract::Request, routing::get, Router};
 //! use verdict::{guard::{Guard, GuardLayer}, ApiError};
@@ -28,12 +34,14 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -253,5 +261,103 @@ where
                 Err(e) => Ok(e.into_response()),
             }
         })
+    }
+}
+
+/// A check that decides at once from the request alone and has nothing to
+/// finish on the response: [`CheckLayer`] runs it with no future of its own.
+pub trait Check: Clone + Send + Sync + 'static {
+    /// Lets the request through or refuses it.
+    fn check(&self, req: &Request) -> Result<(), ApiError>;
+}
+
+/// The [`Layer`] of a [`Check`].
+#[derive(Clone, Debug)]
+pub struct CheckLayer<C> {
+    check: C,
+}
+
+impl<C> CheckLayer<C> {
+    /// Wraps a check.
+    pub fn from_check(check: C) -> Self {
+        CheckLayer { check }
+    }
+
+    pub(crate) fn check_mut(&mut self) -> &mut C {
+        &mut self.check
+    }
+
+    /// The check.
+    pub fn check(&self) -> &C {
+        &self.check
+    }
+}
+
+impl<C: Clone, S> Layer<S> for CheckLayer<C> {
+    type Service = Checked<C, S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Checked {
+            check: self.check.clone(),
+            inner,
+        }
+    }
+}
+
+/// The [`Service`] of a [`CheckLayer`].
+#[derive(Clone, Debug)]
+pub struct Checked<C, S> {
+    check: C,
+    inner: S,
+}
+
+impl<C, S> Service<Request> for Checked<C, S>
+where
+    C: Check,
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = CheckedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match self.check.check(&req) {
+            Ok(()) => CheckedFuture {
+                inner: Some(self.inner.call(req)),
+                refusal: None,
+            },
+            Err(e) => CheckedFuture {
+                inner: None,
+                refusal: Some(e.into_response()),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Checked`]: the inner service's, or the refusal.
+    pub struct CheckedFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        refusal: Option<Response>,
+    }
+}
+
+impl<F> Future for CheckedFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.inner.as_pin_mut() {
+            Some(inner) => inner.poll(cx),
+            None => Poll::Ready(Ok(this.refusal.take().expect("polled after completion"))),
+        }
     }
 }

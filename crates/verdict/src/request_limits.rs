@@ -17,11 +17,11 @@
 
 use axum::extract::Request;
 
-use crate::guard::{Guard, GuardLayer};
+use crate::guard::{Check, CheckLayer};
 use crate::ApiError;
 
 /// Layer refusing over-long URIs (414) and over-large header sections (431).
-pub type RequestLimitsLayer = GuardLayer<RequestLimitsGuard>;
+pub type RequestLimitsLayer = CheckLayer<RequestLimitsGuard>;
 
 /// The check behind [`RequestLimitsLayer`].
 #[derive(Clone, Copy, Debug)]
@@ -34,7 +34,7 @@ pub struct RequestLimitsGuard {
 impl RequestLimitsLayer {
     /// URIs up to `max_uri` bytes, header sections (names and values) up to `max_headers`.
     pub fn new(max_uri: usize, max_headers: usize) -> Self {
-        GuardLayer::from_guard(RequestLimitsGuard {
+        CheckLayer::from_check(RequestLimitsGuard {
             max_uri,
             max_headers,
             max_fields: DEFAULT_MAX_FIELDS,
@@ -43,7 +43,7 @@ impl RequestLimitsLayer {
 
     /// At most `n` header fields (default 100).
     pub fn max_fields(mut self, n: usize) -> Self {
-        self.guard_mut().max_fields = n;
+        self.check_mut().max_fields = n;
         self
     }
 }
@@ -59,10 +59,8 @@ impl Default for RequestLimitsLayer {
     }
 }
 
-impl Guard for RequestLimitsGuard {
-    type State = ();
-
-    async fn check(&self, req: &mut Request) -> Result<(), ApiError> {
+impl Check for RequestLimitsGuard {
+    fn check(&self, req: &Request) -> Result<(), ApiError> {
         let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
         if uri_len > self.max_uri {
             return Err(ApiError::uri_too_long(self.max_uri));

@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 
-use crate::guard::{Guard, GuardLayer};
+use crate::guard::{Check, CheckLayer};
 use crate::headers::Upgrade;
 use crate::ApiError;
 
 /// Layer refusing requests under retired prefixes.
-pub type RetiredLayer = GuardLayer<RetiredGuard>;
+pub type RetiredLayer = CheckLayer<RetiredGuard>;
 
 /// The check behind [`RetiredLayer`].
 #[derive(Clone, Debug)]
@@ -32,7 +32,7 @@ impl RetiredLayer {
     /// Retires everything under `prefix` (`/v0` covers `/v0` and `/v0/...`), whose
     /// successor `Upgrade` names.
     pub fn new(prefix: impl Into<String>, successor: Upgrade) -> Self {
-        GuardLayer::from_guard(RetiredGuard {
+        CheckLayer::from_check(RetiredGuard {
             prefixes: Arc::new(vec![(
                 prefix.into().trim_end_matches('/').to_string(),
                 successor,
@@ -42,16 +42,14 @@ impl RetiredLayer {
 
     /// Retires another prefix.
     pub fn and(mut self, prefix: impl Into<String>, successor: Upgrade) -> Self {
-        Arc::make_mut(&mut self.guard_mut().prefixes)
+        Arc::make_mut(&mut self.check_mut().prefixes)
             .push((prefix.into().trim_end_matches('/').to_string(), successor));
         self
     }
 }
 
-impl Guard for RetiredGuard {
-    type State = ();
-
-    async fn check(&self, req: &mut Request) -> Result<(), ApiError> {
+impl Check for RetiredGuard {
+    fn check(&self, req: &Request) -> Result<(), ApiError> {
         let path = req.uri().path();
         for (prefix, successor) in self.prefixes.iter() {
             let under = path
