@@ -32,7 +32,6 @@ use std::time::SystemTime;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
-use futures_util::future::BoxFuture;
 use http::header::{self, HeaderName};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -347,64 +346,30 @@ const KEPT_ON_304: [HeaderName; 6] = [
 #[cfg(feature = "etag")]
 const MAX_HASHED_BODY: usize = 8 * 1024 * 1024;
 
-/// Gives a response without an `ETag` one, hashed from its body (if small
-/// enough to buffer).
+/// Whether a 200 is to be tagged from its body: it has no `ETag` of its own
+/// and its body is known to be small enough to buffer.
 #[cfg(feature = "etag")]
-async fn tag(
-    mut parts: http::response::Parts,
-    body: Body,
-) -> Result<(http::response::Parts, Body), ApiError> {
-    if parts.headers.contains_key(header::ETAG) {
-        return Ok((parts, body));
-    }
-    let small = http_body::Body::size_hint(&body)
-        .upper()
-        .is_some_and(|n| n as usize <= MAX_HASHED_BODY);
-    if !small {
-        return Ok((parts, body));
-    }
-    let bytes = read_small_body(body).await?;
-    parts
-        .headers
-        .insert(header::ETAG, EntityTag::header_value_for_content(&bytes));
-    Ok((parts, Body::from(bytes)))
-}
-
-/// The whole of a body known to be small. A handler's body is nearly
-/// always one frame, which is kept as it is; `collect` would queue and
-/// then copy it.
-#[cfg(feature = "etag")]
-async fn read_small_body(mut body: Body) -> Result<bytes::Bytes, ApiError> {
-    use http_body_util::BodyExt;
-    let mut first: Option<bytes::Bytes> = None;
-    let mut rest: Option<bytes::BytesMut> = None;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.map_err(ApiError::internal)?.into_data() else {
-            continue; // trailers: a buffered body has none to send
-        };
-        match (&first, &mut rest) {
-            (None, _) => first = Some(data),
-            (Some(head), None) => {
-                let mut joined = bytes::BytesMut::from(&head[..]);
-                joined.extend_from_slice(&data);
-                rest = Some(joined);
-            }
-            (Some(_), Some(joined)) => joined.extend_from_slice(&data),
-        }
-    }
-    Ok(match rest {
-        Some(joined) => joined.freeze(),
-        None => first.unwrap_or_default(),
-    })
+fn wants_content_tag(parts: &http::response::Parts, body: &Body) -> bool {
+    !parts.headers.contains_key(header::ETAG)
+        && http_body::Body::size_hint(body)
+            .upper()
+            .is_some_and(|n| n as usize <= MAX_HASHED_BODY)
 }
 
 /// Without the `etag` feature, only handlers' own `ETag`s are used.
 #[cfg(not(feature = "etag"))]
-async fn tag(
-    parts: http::response::Parts,
-    body: Body,
-) -> Result<(http::response::Parts, Body), ApiError> {
-    Ok((parts, body))
+fn wants_content_tag(_: &http::response::Parts, _: &Body) -> bool {
+    false
+}
+
+#[cfg(feature = "etag")]
+fn content_tag(bytes: &[u8]) -> HeaderValue {
+    EntityTag::header_value_for_content(bytes)
+}
+
+#[cfg(not(feature = "etag"))]
+fn content_tag(_: &[u8]) -> HeaderValue {
+    unreachable!("no body is read to be tagged without the etag feature")
 }
 
 /// Layer that tags GET/HEAD 200 responses with a strong `ETag` and answers
@@ -428,15 +393,11 @@ pub struct ETag<S> {
 
 impl<S> Service<Request> for ETag<S>
 where
-    S: Service<Request, Response = Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response, Error = std::convert::Infallible>,
 {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+    type Future = ETagFuture<S::Future>;
 
     fn poll_ready(
         &mut self,
@@ -446,10 +407,9 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        let mut inner = crate::guard::take_ready(&mut self.inner);
         let is_head = req.method() == Method::HEAD;
         if req.method() != Method::GET && !is_head {
-            return Box::pin(inner.call(req));
+            return ETagFuture::passing(self.inner.call(req), None);
         }
         if is_head {
             // Run as GET so the tag is the hash of the body a GET would get;
@@ -457,42 +417,158 @@ where
             *req.method_mut() = Method::GET;
         }
         let (parts, body) = req.into_parts();
-        let pre = Preconditions::from_parts(&parts);
-        let req = Request::from_parts(parts, body);
-        Box::pin(async move {
-            let pre = match pre {
-                Ok(p) => p,
-                Err(e) => return Ok(e.into_response()),
+        match Preconditions::from_parts(&parts) {
+            Ok(pre) => {
+                ETagFuture::passing(self.inner.call(Request::from_parts(parts, body)), Some(pre))
+            }
+            Err(e) => ETagFuture {
+                inner: None,
+                pre: None,
+                reading: None,
+                refusal: Some(e.into_response()),
+            },
+        }
+    }
+}
+
+/// A 200's body being read to be hashed. A handler's body is nearly always
+/// one frame, which is kept as it is (no copy); a second frame starts a
+/// buffer.
+struct Reading {
+    parts: http::response::Parts,
+    body: Body,
+    first: Option<bytes::Bytes>,
+    rest: Option<bytes::BytesMut>,
+    pre: Preconditions,
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`ETag`]: the handler's, then (for a 200 to a
+    /// GET or HEAD) its body read, tagged and judged against the request's
+    /// conditions. A named future, not a boxed one: this layer runs on
+    /// every request.
+    pub struct ETagFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        // The request's conditions; `None` for a method that is not tagged.
+        pre: Option<Preconditions>,
+        reading: Option<Reading>,
+        // Malformed conditions, answered without calling the handler.
+        refusal: Option<Response>,
+    }
+}
+
+impl<F> ETagFuture<F> {
+    fn passing(inner: F, pre: Option<Preconditions>) -> Self {
+        ETagFuture {
+            inner: Some(inner),
+            pre,
+            reading: None,
+            refusal: None,
+        }
+    }
+}
+
+impl<F> std::future::Future for ETagFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, std::convert::Infallible>>,
+{
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::{ready, Poll};
+        let mut this = self.project();
+        if let Some(refusal) = this.refusal.take() {
+            return Poll::Ready(Ok(refusal));
+        }
+        if let Some(handler) = this.inner.as_mut().as_pin_mut() {
+            let Ok(res) = ready!(handler.poll(cx));
+            this.inner.set(None);
+            let Some(pre) = this.pre.take() else {
+                return Poll::Ready(Ok(res));
             };
-            let Ok(res) = inner.call(req).await;
             if res.status() != StatusCode::OK {
-                return Ok(res);
+                return Poll::Ready(Ok(res));
             }
             let (parts, body) = res.into_parts();
-            let (parts, body) = match tag(parts, Body::new(body)).await {
-                Ok(tagged) => tagged,
-                Err(e) => return Ok(e.into_response()),
-            };
-            // Most requests make no condition, and then every check passes.
-            if !pre.is_conditional() {
-                return Ok(Response::from_parts(parts, body));
+            if !wants_content_tag(&parts, &body) {
+                return Poll::Ready(Ok(judge(pre, parts, body)));
             }
-            let current = Validators::from_headers(&parts.headers);
-            match pre.check(Some(&current)) {
-                Err(PreconditionOutcome::NotModified(_)) => {
-                    let mut res = Response::new(Body::empty());
-                    *res.status_mut() = StatusCode::NOT_MODIFIED;
-                    for name in KEPT_ON_304 {
-                        for v in parts.headers.get_all(&name) {
-                            res.headers_mut().append(name.clone(), v.clone());
-                        }
-                    }
-                    Ok(res)
+            *this.reading = Some(Reading {
+                parts,
+                body,
+                first: None,
+                rest: None,
+                pre,
+            });
+        }
+        let reading = this.reading.as_mut().expect("polled after completion");
+        loop {
+            let frame = ready!(http_body::Body::poll_frame(
+                std::pin::Pin::new(&mut reading.body),
+                cx
+            ));
+            let Some(frame) = frame else { break };
+            let data = match frame {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue, // trailers: a buffered body has none to send
+                },
+                Err(e) => {
+                    *this.reading = None;
+                    return Poll::Ready(Ok(ApiError::internal(e).into_response()));
                 }
-                Err(PreconditionOutcome::Failed(e)) => Ok(e.into_response()),
-                Ok(()) => Ok(Response::from_parts(parts, body)),
+            };
+            match (&reading.first, &mut reading.rest) {
+                (None, _) => reading.first = Some(data),
+                (Some(head), None) => {
+                    let mut joined = bytes::BytesMut::from(&head[..]);
+                    joined.extend_from_slice(&data);
+                    reading.rest = Some(joined);
+                }
+                (Some(_), Some(joined)) => joined.extend_from_slice(&data),
             }
-        })
+        }
+        let Reading {
+            mut parts,
+            first,
+            rest,
+            pre,
+            ..
+        } = this.reading.take().expect("read above");
+        let bytes = match rest {
+            Some(joined) => joined.freeze(),
+            None => first.unwrap_or_default(),
+        };
+        parts.headers.insert(header::ETAG, content_tag(&bytes));
+        Poll::Ready(Ok(judge(pre, parts, Body::from(bytes))))
+    }
+}
+
+/// A tagged 200 judged against the request's conditions: itself, a 304
+/// keeping its cache fields, or a 412.
+fn judge(pre: Preconditions, parts: http::response::Parts, body: Body) -> Response {
+    // Most requests make no condition, and then every check passes.
+    if !pre.is_conditional() {
+        return Response::from_parts(parts, body);
+    }
+    let current = Validators::from_headers(&parts.headers);
+    match pre.check(Some(&current)) {
+        Err(PreconditionOutcome::NotModified(_)) => {
+            let mut res = Response::new(Body::empty());
+            *res.status_mut() = StatusCode::NOT_MODIFIED;
+            for name in KEPT_ON_304 {
+                for v in parts.headers.get_all(&name) {
+                    res.headers_mut().append(name.clone(), v.clone());
+                }
+            }
+            res
+        }
+        Err(PreconditionOutcome::Failed(e)) => e.into_response(),
+        Ok(()) => Response::from_parts(parts, body),
     }
 }
 
