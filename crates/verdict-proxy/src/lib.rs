@@ -361,7 +361,7 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Response {
 /// Forwards one request, and shapes what comes back.
 async fn forward(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
-    let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
+    let client = ClientAddr::of(&parts.extensions).map(|c| c.0);
     let host = parts
         .headers
         .get(header::HOST)

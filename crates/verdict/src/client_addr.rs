@@ -152,7 +152,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-/// Layer that puts each request's [`ClientAddr`] in its extensions.
+/// Layer that finds each request's [`ClientAddr`]: read it with the
+/// extractor or [`ClientAddr::of`] (the extensions hold it only when a
+/// trusted proxy reported an address other than the peer's).
 #[derive(Clone, Debug, Default)]
 pub struct ClientAddrLayer {
     trusted: TrustedProxies,
@@ -202,7 +204,11 @@ where
             .map(|c| c.0.ip())
         {
             let client = self.trusted.client(peer, req.headers());
-            req.extensions_mut().insert(ClientAddr(client));
+            // The peer's own address needs no entry: `ClientAddr::of` falls
+            // back to it (an entry is a box and a map slot per request).
+            if client != peer {
+                req.extensions_mut().insert(ClientAddr(client));
+            }
         }
         self.inner.call(req)
     }

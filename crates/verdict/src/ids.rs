@@ -1,17 +1,18 @@
 //! Identifiers for requests and incidents: unique, not secret.
 //!
-//! Made from the standard library's randomly keyed SipHash over a process-wide
-//! counter and the clock, rather than with the `uuid` crate, so that the core
-//! of the library needs no random-number crate: an id must never repeat and
-//! should not be guessable in advance, and this gives both (the counter
-//! makes ids unique within a process, the per-thread random keys across
-//! processes). They read as version-4 UUIDs.
+//! Made from the standard library's randomly keyed SipHash over a counter,
+//! rather than with the `uuid` crate, so that the core of the library needs
+//! no random-number crate: an id must never repeat and should not be
+//! guessable in advance, and this gives both (the counter makes a thread's
+//! ids distinct, its random keys make them unguessable and distinct from
+//! other threads' and processes'). They read as version-4 UUIDs.
+//!
+//! The counter and keys are the thread's own: a counter shared by every
+//! thread was one cache line the workers fought over on every request.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A new id: 32 hex digits in UUID form (`8-4-4-4-12`), version 4.
 pub(crate) fn new_id() -> String {
@@ -21,18 +22,16 @@ pub(crate) fn new_id() -> String {
 /// [`new_id`] as bytes on the stack, for a caller that keeps them its own
 /// way (the request id's header value makes one allocation of them).
 pub(crate) fn new_id_bytes() -> [u8; 36] {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     thread_local! {
-        static KEYS: RefCell<RandomState> = RefCell::new(RandomState::new());
+        static KEYS: RandomState = RandomState::new();
+        static COUNTER: Cell<u64> = const { Cell::new(0) };
     }
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let (hi, lo) = KEYS.with(|k| {
-        let k = k.borrow();
-        (k.hash_one((n, t, 0u8)), k.hash_one((n, t, 1u8)))
+    let n = COUNTER.with(|c| {
+        let n = c.get();
+        c.set(n.wrapping_add(1));
+        n
     });
+    let (hi, lo) = KEYS.with(|k| (k.hash_one((n, 0u8)), k.hash_one((n, 1u8))));
     let mut bits = (u128::from(hi) << 64) | u128::from(lo);
     // Version 4, variant 10xx: the shape of a random UUID.
     bits = (bits & !(0xf << 76)) | (0x4 << 76);

@@ -5,13 +5,13 @@
 //! depend on the layer.
 
 #[cfg(feature = "rate-limit")]
+use std::cell::Cell;
+#[cfg(feature = "rate-limit")]
 use std::collections::HashMap;
 #[cfg(feature = "rate-limit")]
 use std::num::NonZeroU32;
 #[cfg(feature = "rate-limit")]
-use std::sync::atomic::{AtomicU64, Ordering};
-#[cfg(feature = "rate-limit")]
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -119,10 +119,15 @@ type Keyed =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
 /// In-process GCRA store (`governor`), one keyed limiter per distinct quota.
+///
+/// The first quota it sees (usually the only one: the layer's default) has
+/// its limiter read with no lock and no reference count; others are looked
+/// up in a map. A lock or a count touched by every request is a cache line
+/// the worker threads pass back and forth.
 #[cfg(feature = "rate-limit")]
 pub struct InMemoryStore {
-    limiters: RwLock<HashMap<Quota, Arc<Keyed>>>,
-    checks: AtomicU64,
+    first: OnceLock<(Quota, Keyed)>,
+    others: RwLock<HashMap<Quota, Arc<Keyed>>>,
 }
 
 #[cfg(feature = "rate-limit")]
@@ -148,36 +153,72 @@ impl InMemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         InMemoryStore {
-            limiters: RwLock::new(HashMap::new()),
-            checks: AtomicU64::new(0),
+            first: OnceLock::new(),
+            others: RwLock::new(HashMap::new()),
         }
     }
 
-    fn limiter(&self, quota: Quota) -> Arc<Keyed> {
-        if let Some(l) = self.limiters.read().expect("not poisoned").get(&quota) {
-            return l.clone();
-        }
+    fn new_limiter(quota: Quota) -> Keyed {
         let burst = NonZeroU32::new(quota.requests).expect("at least 1");
         let gq =
             governor::Quota::with_period(quota.replenish_interval().max(Duration::from_nanos(1)))
                 .expect("period is positive")
                 .allow_burst(burst);
-        self.limiters
-            .write()
+        RateLimiter::dashmap(gq).with_middleware()
+    }
+
+    /// Runs `f` on `quota`'s limiter.
+    fn with_limiter<R>(&self, quota: Quota, f: impl FnOnce(&Keyed) -> R) -> R {
+        let (first_quota, first) = self.first.get_or_init(|| (quota, Self::new_limiter(quota)));
+        if *first_quota == quota {
+            return f(first);
+        }
+        let found = self
+            .others
+            .read()
             .expect("not poisoned")
-            .entry(quota)
-            .or_insert_with(|| Arc::new(RateLimiter::dashmap(gq).with_middleware()))
-            .clone()
+            .get(&quota)
+            .cloned();
+        let limiter = found.unwrap_or_else(|| {
+            self.others
+                .write()
+                .expect("not poisoned")
+                .entry(quota)
+                .or_insert_with(|| Arc::new(Self::new_limiter(quota)))
+                .clone()
+        });
+        f(&limiter)
+    }
+
+    /// Forgets keys whose budget is whole again, every [`SWEEP_EVERY`]
+    /// checks on a thread, so memory stays bounded (counted per thread: a
+    /// counter of the store's own would be written by every request).
+    fn sweep_now_and_then(&self) {
+        thread_local! {
+            static CHECKS: Cell<u64> = const { Cell::new(0) };
+        }
+        let n = CHECKS.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n
+        });
+        if n % SWEEP_EVERY == 0 {
+            if let Some((_, first)) = self.first.get() {
+                first.retain_recent();
+            }
+            for l in self.others.read().expect("not poisoned").values() {
+                l.retain_recent();
+            }
+        }
     }
 
     /// Synchronous decision (the trait's future just wraps it).
     pub fn decide(&self, key: &str, quota: Quota) -> RateDecision {
-        let limiter = self.limiter(quota);
-        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            for l in self.limiters.read().expect("not poisoned").values() {
-                l.retain_recent();
-            }
-        }
+        self.sweep_now_and_then();
+        self.with_limiter(quota, |limiter| Self::decide_with(limiter, key, quota))
+    }
+
+    fn decide_with(limiter: &Keyed, key: &str, quota: Quota) -> RateDecision {
         let interval = quota.replenish_interval();
         match limiter.check_key(&key.to_string()) {
             Ok(snapshot) => {
