@@ -375,6 +375,23 @@ def write(results, work, out, extra):
             w("| %s | %.2f | %+.2f |" % (st, v / 1000.0, (v - prev) / 1000.0))
             prev = v
         w("")
+    # Where one request allocates (`alloc-sites`, run by section 5).
+    try:
+        bare_allocs = open(os.path.join(work, "allocs-bare.txt")).read().strip()
+        stacked_allocs = open(os.path.join(work, "allocs-stacked.txt")).read().rstrip()
+        first = stacked_allocs.splitlines()[0]
+        w("Allocations for one `GET /hello` in process (`alloc-sites`, from `bench/server`):")
+        w("%s; %s. Each of the full stack's, with the first frames that made it:" % (bare_allocs, first))
+        w("")
+        w("<details><summary>the full stack's allocation sites</summary>")
+        w("")
+        w("```")
+        w("\n".join(stacked_allocs.splitlines()[1:]))
+        w("```")
+        w("</details>")
+        w("")
+    except (OSError, IndexError):
+        pass
     w("```")
     try:
         start = text.find("Timer precision")

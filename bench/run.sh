@@ -400,6 +400,12 @@ psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true
 # --- 5. the library's micro-benchmarks -------------------------------------------
 say "5. micro-benchmarks (divan)"
 cargo bench --quiet -p verdict --bench contract -- --sample-count 50 >"$WORK/divan.txt" 2>&1 || true
+# Where one request allocates, site by site (line tables: the bench profile,
+# whose dependencies the divan run just built).
+if cargo build --quiet --profile bench --bin alloc-sites; then
+  "$ROOT/target/release/alloc-sites" bare --count >"$WORK/allocs-bare.txt" || true
+  "$ROOT/target/release/alloc-sites" stacked >"$WORK/allocs-stacked.txt" || true
+fi
 
 python3 bench/report.py write "$RESULTS" "$WORK" BENCHMARKS.md \
   "rounds=$ROUNDS" "seconds=$DUR" "rss_idle_kb=$RSS_IDLE" "rss_10k_kb=$RSS_10K" "held=$HELD" \

@@ -12,15 +12,8 @@
 //! `verdict-bench-server probe ...` times shed requests instead (see `probe.rs`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use axum::routing::get;
-use axum::Router;
-use futures_util::future::BoxFuture;
-use verdict::auth::{Authenticator, Principal, ScopeByMethod};
-use verdict::rate_limit::{InMemoryStore, Quota};
-use verdict::{ApiError, Contract, Preset};
+use verdict_bench_server::{routes, stacked};
 
 mod assembled;
 mod probe;
@@ -28,33 +21,6 @@ mod probe;
 // The same allocator as `verdict serve`, for both sides.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-struct Tokens;
-
-impl Authenticator for Tokens {
-    fn authenticate<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
-        Box::pin(async move {
-            Ok(match token {
-                "bench" => Some(Principal::new("bench", ["read", "write"])),
-                "tiny" => Some(
-                    Principal::new("tiny", ["read"])
-                        .with_rate_limit(Quota::new(1, Duration::from_secs(3600))),
-                ),
-                _ => None,
-            })
-        })
-    }
-}
-
-fn routes() -> Router {
-    Router::new().route(
-        "/hello",
-        get(|| async { axum::Json(serde_json::json!({"hello": "world"})) }),
-    )
-}
 
 #[tokio::main]
 async fn main() {
@@ -89,24 +55,12 @@ async fn main() {
         .with_graceful_shutdown(shutdown)
         .await
         .unwrap(),
-        "stacked" => axum::serve(
-            listener,
-            Contract::new(Preset::standard())
-                .authenticate(Arc::new(Tokens))
-                .authorize(Arc::new(ScopeByMethod))
-                .rate_limit(
-                    Arc::new(InMemoryStore::new()),
-                    Some(Quota::new(u32::MAX, Duration::from_secs(1))),
-                )
-                .max_in_flight(4096)
-                .timeout(Duration::from_secs(30))
-                // Served as it is: ConnectInfo included, one router less
-                // than `into_make_service_with_connect_info`.
-                .apply(routes()),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .unwrap(),
+        // Served as it is: ConnectInfo included, one router less than
+        // `into_make_service_with_connect_info`.
+        "stacked" => axum::serve(listener, stacked())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .unwrap(),
         "assembled" => axum::serve(
             listener,
             assembled::app(routes()).into_make_service_with_connect_info::<SocketAddr>(),
