@@ -62,11 +62,15 @@ use crate::ApiError;
 pub struct Realm(pub Arc<str>);
 
 impl Realm {
-    /// The realm `extensions` carry, else `api`.
+    /// The realm `extensions` carry (as the normalizing layer put it there,
+    /// [`InEffect`](crate::preset::InEffect), or a `Realm` an application
+    /// inserted itself), else `api`.
     pub fn of(extensions: &http::Extensions) -> Arc<str> {
         extensions
-            .get::<Realm>()
-            .map_or_else(|| Arc::from(DEFAULT_REALM), |r| r.0.clone())
+            .get::<crate::preset::InEffect>()
+            .map(|e| e.realm.clone())
+            .or_else(|| extensions.get::<Realm>().map(|r| r.0.clone()))
+            .unwrap_or_else(|| Arc::from(DEFAULT_REALM))
     }
 }
 

@@ -213,7 +213,7 @@ impl Preconditions {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|s| httpdate::parse_http_date(s).ok())
         };
-        let preset = parts.extensions.get::<Preset>();
+        let preset = Preset::of(&parts.extensions);
         Ok(Preconditions {
             method: parts.method.clone(),
             if_match: TagCondition::from_headers(&parts.headers, header::IF_MATCH)?,

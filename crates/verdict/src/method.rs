@@ -104,10 +104,8 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         let method = req.method().clone();
         if !is_recognized(&method) {
-            let allows_501 = req
-                .extensions()
-                .get::<Preset>()
-                .is_none_or(|p| p.allows(StatusCode::NOT_IMPLEMENTED));
+            let allows_501 =
+                Preset::of(req.extensions()).is_none_or(|p| p.allows(StatusCode::NOT_IMPLEMENTED));
             if allows_501 {
                 let res = ApiError::not_implemented(&method).into_response();
                 return ResponseFuture {

@@ -12,7 +12,8 @@
 //! - Every error gets `Cache-Control: no-store`; a HEAD gets no body.
 //!
 //! It also puts the [`Preset`] and the [`Realm`] in the request's extensions
-//! for inner layers, and runs the request inside a `tracing` span named
+//! for inner layers (one entry, [`InEffect`]: read them with [`Preset::of`]
+//! and [`Realm::of`]), and runs the request inside a `tracing` span named
 //! `request` that carries the request id, method and path.
 //!
 //! It is where errors are logged, once each, whoever built them: a 500 at
@@ -60,7 +61,7 @@ use crate::auth::Realm;
 use crate::error::ApiError;
 use crate::format::{self, ErrorFormat, RenderContext, Rendered};
 use crate::headers::{Challenge, RetryAfter, DEFAULT_RETRY_AFTER};
-use crate::preset::Preset;
+use crate::preset::{InEffect, Preset};
 use crate::status::{self, RequiredHeader};
 
 #[derive(Clone, Debug)]
@@ -68,6 +69,23 @@ struct Config {
     preset: Preset,
     problem_base: String,
     realm: Realm,
+    /// The preset and realm, as inner layers read them.
+    in_effect: InEffect,
+}
+
+impl Config {
+    fn new(preset: Preset, problem_base: String, realm: Realm) -> Self {
+        let in_effect = InEffect {
+            preset: preset.clone(),
+            realm: realm.0.clone(),
+        };
+        Config {
+            preset,
+            problem_base,
+            realm,
+            in_effect,
+        }
+    }
 }
 
 /// Layer that normalizes every response; apply it with `Router::layer`.
@@ -80,11 +98,11 @@ impl NormalizeLayer {
     /// Normalizes to `preset`, with problem types under `/problems` and the realm `api`.
     pub fn new(preset: Preset) -> Self {
         NormalizeLayer {
-            config: Arc::new(Config {
+            config: Arc::new(Config::new(
                 preset,
-                problem_base: "/problems".to_string(),
-                realm: Realm(Arc::from("api")),
-            }),
+                "/problems".to_string(),
+                Realm(Arc::from("api")),
+            )),
         }
     }
 
@@ -96,7 +114,12 @@ impl NormalizeLayer {
 
     /// The realm of bearer challenges added to bare 401s.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.config).realm = Realm(Arc::from(realm.into()));
+        let c = &*self.config;
+        self.config = Arc::new(Config::new(
+            c.preset.clone(),
+            c.problem_base.clone(),
+            Realm(Arc::from(realm.into())),
+        ));
         self
     }
 }
@@ -160,8 +183,7 @@ where
             head: req.method() == Method::HEAD,
             started: std::time::Instant::now(),
         };
-        req.extensions_mut().insert(config.preset.clone());
-        req.extensions_mut().insert(config.realm.clone());
+        req.extensions_mut().insert(config.in_effect.clone());
         let span = tracing::debug_span!(
             "request",
             request_id = facts.request_id().unwrap_or("-"),

@@ -196,7 +196,28 @@ impl Default for Preset {
     }
 }
 
+/// What the normalizing layer tells the layers and handlers inside it about
+/// a request: the preset it answers under and the realm of its bearer
+/// challenges. One entry in the request's extensions for both, since each
+/// entry is a box and a slot (and past seven, a larger table) per request;
+/// read it with [`Preset::of`] and `auth::Realm::of`.
+#[derive(Clone, Debug)]
+pub struct InEffect {
+    pub(crate) preset: Preset,
+    pub(crate) realm: std::sync::Arc<str>,
+}
+
 impl Preset {
+    /// The preset a request is answered under, from its extensions: as the
+    /// normalizing layer put it there ([`InEffect`]), or a `Preset` an
+    /// application inserted itself.
+    pub fn of(extensions: &http::Extensions) -> Option<&Preset> {
+        extensions
+            .get::<InEffect>()
+            .map(|e| &e.preset)
+            .or_else(|| extensions.get::<Preset>())
+    }
+
     /// RFC 9110's answers, problem details, every code allowed.
     pub const fn standard() -> Self {
         Preset {
