@@ -282,6 +282,11 @@ def write(results, work, out, extra):
         probe = json.load(open(os.path.join(work, "probe.json")))
     except Exception:
         pass
+    floor = {}
+    try:
+        floor = json.load(open(os.path.join(work, "probe-floor.json")))
+    except Exception:
+        pass
     loaded = list(runs.get("over_loaded", {}).values())
     shed_share = (sum(r["non2xx"] for r in loaded) / max(1, sum(r["requests"] for r in loaded))) if loaded else float("nan")
     timeouts = sum(r["timeouts"] for r in loaded)
@@ -294,6 +299,9 @@ def write(results, work, out, extra):
     w("| time to answer a shed request (median / p99, %s probes) | %s / %s ms |" % (
         probe.get("shed", 0), "%.3f" % probe["median_ms"] if "median_ms" in probe else "?",
         "%.3f" % probe["p99_ms"] if "p99_ms" in probe else "?"))
+    w("| the floor: bare axum's static 503 + Retry-After under the same pinned load (median / p99, %s probes) | %s / %s ms |" % (
+        floor.get("shed", 0), "%.3f" % floor["median_ms"] if "median_ms" in floor else "?",
+        "%.3f" % floor["p99_ms"] if "p99_ms" in floor else "?"))
     w("| wrk timeouts | %d |" % timeouts)
     w("| resident memory before / after | %s / %s KiB |" % (kv.get("rss_overload_before_kb"), kv.get("rss_overload_after_kb")))
     w("")
@@ -306,6 +314,9 @@ def write(results, work, out, extra):
              if pinned else "not pinned: server, load and probe on the same 2 cores")
     w("| every shed request answered 503 + Retry-After in < 1 ms | p99 %s ms (`verdict-bench-server probe`: a Rust client on one keep-alive connection; %s) | %s |" % (
         "%.3f" % pm if pm is not None else "?", where, goal(pm is not None and pm < 1.0)))
+    fp = floor.get("p99_ms")
+    if pm is not None and fp:
+        w("| (against the floor) | the shed's p99 is %.1fx bare axum's static 503 | |" % (pm / fp))
     w("| no timeouts | %d | %s |" % (timeouts, goal(timeouts == 0)))
     try:
         grew = int(kv["rss_overload_after_kb"]) - int(kv["rss_overload_before_kb"])
@@ -375,9 +386,29 @@ def write(results, work, out, extra):
             w("| %s | %.2f | %+.2f |" % (st, v / 1000.0, (v - prev) / 1000.0))
             prev = v
         w("")
+    # Instructions per request (callgrind on `alloc-sites --measure`).
+    try:
+        ins = dict(l.split() for l in open(os.path.join(work, "instructions.txt")) if l.strip())
+        b, a, v = float(ins["bare"]), float(ins["assembled"]), float(ins["stacked"])
+        w("Instructions per request in process (`alloc-sites SIDE --measure 2000` under callgrind,")
+        w("which counts the same whatever else the machine is doing; the request built and")
+        w("its body read included, as on every side):")
+        w("")
+        w("| side | instructions per request | beyond the bare handler |")
+        w("|---|---|---|")
+        w("| bare handler | %.0f | |" % b)
+        w("| hand-assembled stack (tower-http, tower_governor, problem_details) | %.0f | %+.0f |" % (a, a - b))
+        w("| the full `verdict` stack | %.0f | %+.0f (%.2fx the assembled stack's addition) |" % (v, v - b, (v - b) / max(1.0, a - b)))
+        w("")
+    except (OSError, KeyError, ValueError):
+        pass
     # Where one request allocates (`alloc-sites`, run by section 5).
     try:
         bare_allocs = open(os.path.join(work, "allocs-bare.txt")).read().strip()
+        try:
+            bare_allocs += "; " + open(os.path.join(work, "allocs-assembled.txt")).read().strip()
+        except OSError:
+            pass
         stacked_allocs = open(os.path.join(work, "allocs-stacked.txt")).read().rstrip()
         first = stacked_allocs.splitlines()[0]
         w("Allocations for one `GET /hello` in process (`alloc-sites`, from `bench/server`):")
@@ -392,6 +423,7 @@ def write(results, work, out, extra):
         w("")
     except (OSError, IndexError):
         pass
+    perf_block(work, w, "inproc", "the full stack in process (`alloc-sites stacked --measure`: one thread, no socket; goal 1)")
     w("```")
     try:
         start = text.find("Timer precision")

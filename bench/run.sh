@@ -95,10 +95,14 @@ profile() {
   sleep 1
   perf record -q -F 999 -g -p "$pid" -o "$WORK/perf-$name.data" -- sleep "$DUR" >/dev/null 2>&1 || true
   wait "$loader" || true
-  perf report -i "$WORK/perf-$name.data" --no-children --sort dso --stdio -g none 2>/dev/null \
-    | grep -v '^#' | grep -v '^$' | head -5 >"$WORK/perf-$name-dso.txt" || true
-  perf report -i "$WORK/perf-$name.data" --no-children --sort sym --stdio -g none 2>/dev/null \
-    | grep -v '^#' | grep -v '^$' >"$WORK/perf-$name-sym.txt" || true
+  perf_reports "$name"
+}
+# perf_reports NAME: perf-NAME.data reduced to the two files report.py reads.
+perf_reports() {
+  perf report -i "$WORK/perf-$1.data" --no-children --sort dso --stdio -g none 2>/dev/null \
+    | grep -v '^#' | grep -v '^$' | head -5 >"$WORK/perf-$1-dso.txt" || true
+  perf report -i "$WORK/perf-$1.data" --no-children --sort sym --stdio -g none 2>/dev/null \
+    | grep -v '^#' | grep -v '^$' >"$WORK/perf-$1-sym.txt" || true
 }
 
 # --- 1. the cost of the contract -------------------------------------------------
@@ -230,6 +234,17 @@ wait "$LOAD" || true
 # measurement (goal 5): nearly every answer is a shed.
 profile shed "$OVER_PID" "${PIN_LOAD[@]}" wrk -t2 -c64 -d"$((DUR + 2))s" http://127.0.0.1:9301/v1/collections "${DELAY[@]}"
 RSS_AFTER=$(rss_kb "$OVER_PID")
+kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
+# The floor, pinned the same way: bare axum answering a static 503 with
+# Retry-After to the same 64 connections, timed by the same probe. What the
+# shed's p99 can be on this machine with no contract at all.
+"${PIN_SERVER[@]}" "$BIN/verdict-bench-server" bare 127.0.0.1:9302 >/dev/null & PIDS+=($!)
+wait_up http://127.0.0.1:9302/hello
+"${PIN_LOAD[@]}" wrk -t2 -c64 -d"$((DUR + 2))s" http://127.0.0.1:9302/unavailable >/dev/null 2>&1 &
+LOAD=$!
+sleep 1
+"${PIN_PROBE[@]}" "$BIN/verdict-bench-server" probe 127.0.0.1:9302 /unavailable "$DUR" >"$WORK/probe-floor.json"
+wait "$LOAD" || true
 kill "${PIDS[@]}" 2>/dev/null || true; PIDS=()
 
 # --- 4. memory ------------------------------------------------------------------
@@ -404,7 +419,24 @@ cargo bench --quiet -p verdict --bench contract -- --sample-count 50 >"$WORK/div
 # whose dependencies the divan run just built).
 if cargo build --quiet --profile bench --bin alloc-sites; then
   "$ROOT/target/release/alloc-sites" bare --count >"$WORK/allocs-bare.txt" || true
+  "$ROOT/target/release/alloc-sites" assembled --count >"$WORK/allocs-assembled.txt" || true
   "$ROOT/target/release/alloc-sites" stacked >"$WORK/allocs-stacked.txt" || true
+  # Instructions per request (callgrind counts them the same whatever else
+  # the machine does, where times drift): each side's 2,000 requests alone.
+  if command -v valgrind >/dev/null; then
+    : >"$WORK/instructions.txt"
+    for side in bare assembled stacked; do
+      valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
+        --toggle-collect='alloc_sites::measured*' "$ROOT/target/release/alloc-sites" "$side" --measure 2000 2>&1 |
+        awk -v side="$side" '/Collected/ {print side, $4 / 2000}' >>"$WORK/instructions.txt" || true
+    done
+  fi
+  # Goal 1's profile: the full stack in process, request after request.
+  if [ "$PERF_OK" = 1 ]; then
+    perf record -q -F 999 -g -o "$WORK/perf-inproc.data" -- \
+      "$ROOT/target/release/alloc-sites" stacked --measure 300000 >/dev/null 2>&1 || true
+    perf_reports inproc
+  fi
 fi
 
 python3 bench/report.py write "$RESULTS" "$WORK" BENCHMARKS.md \

@@ -1,6 +1,7 @@
-//! What the bench server's binaries share: the trivial handler and the full
-//! `verdict` stack around it (`verdict-bench-server stacked`, and
-//! `alloc-sites`, which lists where one request through it allocates).
+//! What the bench server's binaries share: the trivial handler, the full
+//! `verdict` stack around it, and the same checks assembled from the
+//! ecosystem's crates (`verdict-bench-server`, and `alloc-sites`, which
+//! lists where one request allocates and counts its instructions).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,8 @@ use futures_util::future::BoxFuture;
 use verdict::auth::{Authenticator, Principal, ScopeByMethod};
 use verdict::rate_limit::{InMemoryStore, Quota};
 use verdict::{ApiError, Contract, ContractService, Preset};
+
+pub mod assembled;
 
 /// `bench` may read and write; `tiny` has one request an hour.
 pub struct Tokens;

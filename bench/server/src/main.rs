@@ -6,6 +6,9 @@
 //! tower_governor and a problem-details crate (`assembled.rs`), for
 //! `bench/run.sh`.
 //!
+//! Under `bare`, `GET /unavailable` is a static 503 with `Retry-After`: the
+//! floor the probe measures a shed against.
+//!
 //! Under `stacked`, `Bearer bench` is a token with a limit too large to reach;
 //! `Bearer tiny` has 1 request an hour, so it answers 429 after the first.
 //!
@@ -13,9 +16,8 @@
 
 use std::net::SocketAddr;
 
-use verdict_bench_server::{routes, stacked};
+use verdict_bench_server::{assembled, routes, stacked};
 
-mod assembled;
 mod probe;
 
 // The same allocator as `verdict serve`, for both sides.
@@ -50,7 +52,20 @@ async fn main() {
     match mode.as_str() {
         "bare" => axum::serve(
             listener,
-            routes().into_make_service_with_connect_info::<SocketAddr>(),
+            routes()
+                // The floor of goal 5: the cheapest 503 + Retry-After axum
+                // can send, timed by the probe under the same load as a shed.
+                .route(
+                    "/unavailable",
+                    axum::routing::get(|| async {
+                        (
+                            http::StatusCode::SERVICE_UNAVAILABLE,
+                            [(http::header::RETRY_AFTER, "1")],
+                            "{}",
+                        )
+                    }),
+                )
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await

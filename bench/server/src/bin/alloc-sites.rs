@@ -1,5 +1,6 @@
-//! `alloc-sites [stacked|bare] [--count | --measure N]`: where one `GET /hello` allocates,
-//! through the full `verdict` stack or the bare handler, in process: each
+//! `alloc-sites [stacked|assembled|bare] [--count | --measure N]`: where one
+//! `GET /hello` allocates, through the full `verdict` stack, the same checks
+//! assembled from the ecosystem's crates, or the bare handler, in process: each
 //! allocation's size and the first frames that made it (file:line, with the
 //! crate), so that the next cut is found by reading, not guessing (issue 15).
 //! With `--count`, only the number.
@@ -105,11 +106,16 @@ fn frames(trace: &str) -> String {
 }
 
 fn request() -> http::Request<Body> {
-    http::Request::get("/hello")
+    let mut req = http::Request::get("/hello")
         .header(http::header::HOST, "127.0.0.1")
         .header(http::header::AUTHORIZATION, "Bearer bench")
         .body(Body::empty())
-        .expect("a request")
+        .expect("a request");
+    // As `axum::serve` gives it (the assembled stack's rate limit keys on it).
+    let peer: std::net::SocketAddr = ([127, 0, 0, 1], 40000).into();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    req
 }
 
 /// `n` requests through `app`, each body read to the end.
@@ -169,19 +175,25 @@ where
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let bare = args.iter().any(|a| a == "bare");
+    let side = match args.first().map(String::as_str) {
+        Some("bare") => "bare handler",
+        Some("assembled") => "hand-assembled stack",
+        _ => "full stack",
+    };
     let count_only = args.iter().any(|a| a == "--count");
     TRACING.store(!count_only, Ordering::SeqCst);
-    if bare {
-        run(verdict_bench_server::routes().with_state(()), &args);
-    } else {
-        run(verdict_bench_server::stacked(), &args);
+    match side {
+        "bare handler" => run(verdict_bench_server::routes().with_state(()), &args),
+        "hand-assembled stack" => run(
+            verdict_bench_server::assembled::app(verdict_bench_server::routes()).with_state(()),
+            &args,
+        ),
+        _ => run(verdict_bench_server::stacked(), &args),
     }
     if args.iter().any(|a| a == "--measure") {
         return;
     }
     let sites = SITES.lock().expect("not poisoned");
-    let side = if bare { "bare handler" } else { "full stack" };
     let count = COUNT.load(Ordering::SeqCst);
     println!("{side}: {count} allocations for one request");
     if !count_only {
