@@ -477,6 +477,11 @@ impl RateLimitStore for SharedLimits {
             Some(_) => None,
         }
     }
+
+    /// The in-process limiter decides without Redis (and while it is away).
+    fn prepare(&self, quota: Quota) {
+        self.0.local_limits.prepare(quota);
+    }
 }
 
 /// Follows the shared maintenance state every second (when shared).

@@ -60,6 +60,9 @@ impl RateLimitLayer {
     /// Limits with `store`; callers without a quota of their own get `default_quota`
     /// (`None`: unlimited).
     pub fn new(store: Arc<dyn RateLimitStore>, default_quota: Option<Quota>) -> Self {
+        if let Some(quota) = default_quota {
+            store.prepare(quota);
+        }
         GuardLayer::from_guard(RateLimitGuard {
             store,
             default_quota,

@@ -112,6 +112,13 @@ pub trait RateLimitStore: Send + Sync + 'static {
         let _ = (key, quota);
         None
     }
+
+    /// Told once, when a layer is built, the quota most of its requests
+    /// will be checked under (its default), so that the store can make that
+    /// one the cheapest to reach. The default does nothing.
+    fn prepare(&self, quota: Quota) {
+        let _ = quota;
+    }
 }
 
 #[cfg(feature = "rate-limit")]
@@ -120,9 +127,9 @@ type Keyed =
 
 /// In-process GCRA store (`governor`), one keyed limiter per distinct quota.
 ///
-/// The first quota it sees (usually the only one: the layer's default) has
-/// its limiter read with no lock and no reference count; others are looked
-/// up in a map. A lock or a count touched by every request is a cache line
+/// The quota it is prepared for (the layer's default; else the first it
+/// sees) has its limiter read with no lock and no reference count; others
+/// are looked up in a map. A lock or a count touched by every request is a cache line
 /// the worker threads pass back and forth.
 #[cfg(feature = "rate-limit")]
 pub struct InMemoryStore {
@@ -261,6 +268,11 @@ impl RateLimitStore for InMemoryStore {
     fn check_now(&self, key: &str, quota: Quota) -> Option<Result<RateDecision, ApiError>> {
         Some(Ok(self.decide(key, quota)))
     }
+
+    /// Gives `quota` the limiter read with no lock, unless a quota already has it.
+    fn prepare(&self, quota: Quota) {
+        self.first.get_or_init(|| (quota, Self::new_limiter(quota)));
+    }
 }
 
 #[cfg(all(test, feature = "rate-limit"))]
@@ -282,6 +294,26 @@ mod tests {
             store.decide("other", q).allowed,
             "keys have separate budgets"
         );
+    }
+}
+
+#[cfg(all(test, feature = "rate-limit"))]
+mod prepared_quota_tests {
+    use super::*;
+
+    #[test]
+    fn the_prepared_quota_keeps_its_place_whichever_quota_is_checked_first() {
+        let store = InMemoryStore::new();
+        let default = Quota::new(100, Duration::from_secs(1));
+        let own = Quota::new(1, Duration::from_secs(3600));
+        store.prepare(default);
+        assert!(store.decide("sub:tiny", own).allowed);
+        assert!(!store.decide("sub:tiny", own).allowed, "its own budget");
+        assert_eq!(store.first.get().map(|(q, _)| *q), Some(default));
+        assert_eq!(store.decide("sub:bench", default).remaining, 99);
+        // Preparing again changes nothing.
+        store.prepare(own);
+        assert_eq!(store.first.get().map(|(q, _)| *q), Some(default));
     }
 }
 
