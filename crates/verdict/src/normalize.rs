@@ -11,9 +11,9 @@
 //!   if it cannot be known, the class's generic code is sent instead.
 //! - Every error gets `Cache-Control: no-store`; a HEAD gets no body.
 //!
-//! It also puts the [`Preset`] and the [`Realm`] in the request's extensions
+//! It also puts the [`Preset`] and the [`Realm`](crate::auth::Realm) in the request's extensions
 //! for inner layers (one entry, [`InEffect`]: read them with [`Preset::of`]
-//! and [`Realm::of`]), and runs the request inside a `tracing` span named
+//! and [`Realm::of`](crate::auth::Realm::of)), and runs the request inside a `tracing` span named
 //! `request` that carries the request id, method and path.
 //!
 //! It is where errors are logged, once each, whoever built them: a 500 at
@@ -57,7 +57,6 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::auth::Realm;
 use crate::error::ApiError;
 use crate::format::{self, ErrorFormat, RenderContext, Rendered};
 use crate::headers::{Challenge, RetryAfter, DEFAULT_RETRY_AFTER};
@@ -66,26 +65,10 @@ use crate::status::{self, RequiredHeader};
 
 #[derive(Clone, Debug)]
 struct Config {
-    preset: Preset,
-    problem_base: String,
-    realm: Realm,
-    /// The preset and realm, as inner layers read them.
+    /// The preset and realm: what this layer applies, and what inner
+    /// layers read from each request's extensions.
     in_effect: InEffect,
-}
-
-impl Config {
-    fn new(preset: Preset, problem_base: String, realm: Realm) -> Self {
-        let in_effect = InEffect {
-            preset: preset.clone(),
-            realm: realm.0.clone(),
-        };
-        Config {
-            preset,
-            problem_base,
-            realm,
-            in_effect,
-        }
-    }
+    problem_base: String,
 }
 
 /// Layer that normalizes every response; apply it with `Router::layer`.
@@ -98,11 +81,13 @@ impl NormalizeLayer {
     /// Normalizes to `preset`, with problem types under `/problems` and the realm `api`.
     pub fn new(preset: Preset) -> Self {
         NormalizeLayer {
-            config: Arc::new(Config::new(
-                preset,
-                "/problems".to_string(),
-                Realm(Arc::from("api")),
-            )),
+            config: Arc::new(Config {
+                in_effect: InEffect {
+                    preset,
+                    realm: Arc::from("api"),
+                },
+                problem_base: "/problems".to_string(),
+            }),
         }
     }
 
@@ -114,12 +99,7 @@ impl NormalizeLayer {
 
     /// The realm of bearer challenges added to bare 401s.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
-        let c = &*self.config;
-        self.config = Arc::new(Config::new(
-            c.preset.clone(),
-            c.problem_base.clone(),
-            Realm(Arc::from(realm.into())),
-        ));
+        Arc::make_mut(&mut self.config).in_effect.realm = Arc::from(realm.into());
         self
     }
 }
@@ -179,7 +159,7 @@ where
             request_id: req.headers().get(crate::request_id::HEADER).cloned(),
             method: req.method().clone(),
             uri: req.uri().clone(),
-            format: ErrorFormat::negotiate(req.headers(), config.preset.format()),
+            format: ErrorFormat::negotiate(req.headers(), config.in_effect.preset.format()),
             head: req.method() == Method::HEAD,
             started: std::time::Instant::now(),
         };
@@ -244,7 +224,7 @@ fn normalize(config: &Config, facts: &RequestFacts, mut res: Response) -> Respon
     if res.extensions_mut().remove::<Verbatim>().is_some() {
         return res;
     }
-    let preset = &config.preset;
+    let preset = &config.in_effect.preset;
     let status = res.status();
     let rendered = res.extensions_mut().remove::<Rendered>();
     if rendered.is_none() && !status.is_client_error() && !status.is_server_error() {
@@ -327,7 +307,7 @@ fn ensure_headers(
         RequiredHeader::WwwAuthenticate => {
             headers.insert(
                 Challenge::NAME,
-                Challenge::bearer(&*config.realm.0).header_value(),
+                Challenge::bearer(&*config.in_effect.realm).header_value(),
             );
             status
         }
@@ -342,7 +322,7 @@ fn ensure_headers(
                 400..=499 => StatusCode::BAD_REQUEST,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            config.preset.map(generic)
+            config.in_effect.preset.map(generic)
         }
     }
 }
