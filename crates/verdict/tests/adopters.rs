@@ -2,13 +2,15 @@
 //! saw, a realm that did not reach every challenge, `420 <none>` on the status
 //! line, PATCH refusing plain JSON, a path parameter nobody named.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::routing::{get, patch};
 use axum::Router;
+use common::Captured;
 use futures_util::future::BoxFuture;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -16,46 +18,6 @@ use tower::ServiceExt;
 use verdict::auth::{Authenticated, Authenticator, Principal, ScopeByMethod};
 use verdict::rate_limit::{InMemoryStore, Quota};
 use verdict::{ApiError, Contract, Json, Path, Preset};
-
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    /// The log of this test binary (debug and up), collected by one global
-    /// subscriber: thread-local ones race with tracing's cached interest when
-    /// tests run in parallel. Tests find their own lines by request id.
-    fn install() -> Captured {
-        static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-        LOG.get_or_init(|| {
-            let captured = Captured::default();
-            let writer = captured.clone();
-            let subscriber = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::DEBUG)
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .finish();
-            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-            captured
-        })
-        .clone()
-    }
-}
 
 struct Tokens;
 
@@ -127,7 +89,7 @@ fn todos(contract: Contract) -> verdict::ContractService {
 
 #[tokio::test]
 async fn a_bare_500_from_a_handler_is_logged_with_its_incident_id_and_request_id() {
-    let log = Captured::install();
+    let log = Captured::install(tracing::Level::DEBUG);
     let app = todos(Contract::new(Preset::standard()));
     let (status, _, body) = send(
         &app,
@@ -151,7 +113,7 @@ async fn a_bare_500_from_a_handler_is_logged_with_its_incident_id_and_request_id
 
 #[tokio::test]
 async fn a_504_past_the_deadline_is_logged_at_warn_with_how_long_it_ran() {
-    let log = Captured::install();
+    let log = Captured::install(tracing::Level::DEBUG);
     let app = todos(Contract::new(Preset::standard()));
     let (status, _, _) = send(
         &app,

@@ -3,49 +3,22 @@
 //! (it costs every request when kept), so each error event must name its
 //! request itself. Its own test binary, for its own global subscriber.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
+use common::Captured;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use verdict::{ApiError, Contract, Preset};
 
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// One global subscriber at `info` for this binary (tests find their own
-/// lines by request id).
+/// This binary's log, at `info`.
 fn log_at_info() -> Captured {
-    static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    LOG.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        captured
-    })
-    .clone()
+    Captured::install(tracing::Level::INFO)
 }
 
 fn app() -> verdict::ContractService {
@@ -82,7 +55,7 @@ async fn get_with_id(path: &str, id: &str) -> (StatusCode, serde_json::Value) {
 }
 
 fn line_with(log: &Captured, needle: &str) -> String {
-    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    let text = log.text();
     text.lines()
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no line has {needle}:\n{text}"))

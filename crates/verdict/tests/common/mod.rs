@@ -1,7 +1,8 @@
 //! A small service built on the whole contract stack, and a client for it.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -284,5 +285,46 @@ pub fn assert_error_shape(r: &Reply) {
     assert!(r.headers.contains_key("x-request-id"), "{r:?}");
     if let Some(missing) = verdict::status::missing_header(r.status, &r.headers) {
         panic!("{} lacks {missing:?}: {r:?}", r.status);
+    }
+}
+
+/// Log lines, captured.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The log of this test binary at `level` and up, collected by one
+    /// global subscriber (thread-local ones race with tracing's cached
+    /// interest when tests run in parallel): the first call's level holds
+    /// for the binary. Tests find their own lines by request id.
+    pub fn install(level: tracing::Level) -> Captured {
+        static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+        LOG.get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(level)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+            captured
+        })
+        .clone()
     }
 }
